@@ -1,0 +1,70 @@
+"""The small typed records that stages pass to each other.
+
+A ``Clip`` carries the source frame indices it covers, so an asynchronous
+result never depends on the order in which requests complete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: BGR ``uint8`` H×W×3, its 0-based source index and media time."""
+
+    index: int
+    time_s: float
+    image: np.ndarray = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A clip handed to the model: which source frames, in time order (oldest first).
+
+    ``frame_indices`` may repeat indices when a short tail was loop-padded.
+    """
+
+    clip_index: int
+    frame_indices: tuple[int, ...]
+    start_time_s: float
+    end_time_s: float
+
+    @property
+    def start_frame(self) -> int:
+        return min(self.frame_indices)
+
+    @property
+    def end_frame(self) -> int:
+        return max(self.frame_indices)
+
+
+@dataclass(frozen=True)
+class StageLatency:
+    """Milliseconds spent per stage for one clip (own time, not waiting time)."""
+
+    preprocess: float
+    infer: float
+    postprocess: float
+    end_to_end: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model said about one clip, after softmax, smoothing and threshold.
+
+    ``probabilities`` is float32 (num_classes,), already smoothed; ``top_k`` is
+    ``((label, score), ...)`` best first; ``uncertain`` means the top score is
+    under the configured threshold.
+    """
+
+    clip: Clip
+    label: str
+    score: float
+    top_k: tuple[tuple[str, float], ...]
+    probabilities: np.ndarray = field(repr=False, compare=False)
+    uncertain: bool = False
+    latency: StageLatency | None = None
+    wall_time: str = ""

@@ -1,0 +1,1 @@
+"""Bundled model assets (installed as ``edge.bundled``): the manifest and the Kinetics-400 labels."""
