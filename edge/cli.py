@@ -1,0 +1,208 @@
+"""The ``edge-har`` command line: parses arguments and calls the library, nothing else.
+
+User mistakes (a bad config key, a missing video, a model of the wrong shape)
+end with one line on stderr and exit status 2; an interrupted run exits
+128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from edge import __version__
+
+EXIT_USER_ERROR = 2
+
+RUN_EPILOG = """\
+With no arguments, `edge-har run` classifies the bundled sample clip with the
+real model if one was fetched (`edge-har model fetch`), else with an untrained
+demo model, and writes annotated.mp4, events.jsonl and summary.json into
+./edge-har-out/.
+
+examples:
+  edge-har run --source kitchen.mp4 --events events.jsonl
+  edge-har run -c edge-har.yaml --set sampling.mode=rolling --set sampling.stride=4
+  edge-har run --source rtsp://user:pass@10.0.0.5/stream --set output.display=true
+"""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes that mean 'the user gave us something wrong', not 'edge-har is broken'."""
+    from edge.config import ConfigError
+    from edge.runtime import ModelError
+    from edge.sinks import SinkError
+    from edge.sources import SourceError
+
+    return (ConfigError, ModelError, SinkError, SourceError)
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", metavar="CONFIG", help="YAML configuration file (see edge-har.example.yaml)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key by its dotted path, e.g. --set sampling.mode=rolling (repeatable; applied last)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-har",
+        description="Human activity recognition on video: a Kinetics-400 3D ResNet-34 compiled by OpenVINO "
+        "names the action in a camera, stream or file.",
+    )
+    parser.add_argument("--version", action="version", version=f"edge-har {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="classify a video, camera or stream (the main job)",
+        description="Classify the actions in a video file, camera or network stream.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_arguments(run)
+    run.add_argument("--source", help="video file, camera index (0) or device path, or rtsp:// / http(s):// URL")
+    run.add_argument("--model", help="model: .xml (OpenVINO IR), .onnx, or a directory holding one")
+    run.add_argument("--output-video", metavar="PATH", help="write the annotated video here (.mp4)")
+    run.add_argument("--events", metavar="PATH", help="append one JSON line per prediction here")
+    run.add_argument("--summary", metavar="PATH", help="write the run summary (JSON) here")
+    run.add_argument("--display", action="store_true", help="show the annotated video in a window (a key press quits)")
+
+    config = commands.add_parser("config", help="show or check a configuration")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    show = config_commands.add_parser("show", help="print the effective configuration as YAML")
+    _add_config_arguments(show)
+    validate = config_commands.add_parser("validate", help="check a configuration file; exit 0 when valid")
+    validate.add_argument("path", metavar="CONFIG")
+
+    info = commands.add_parser("info", help="versions, devices and CPU features, for a bug report")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+
+    model = commands.add_parser("model", help="build, fetch, convert, quantise and describe models")
+    model_commands = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    demo = model_commands.add_parser(
+        "demo", help="build the untrained demo model (exact architecture, seeded random weights) as OpenVINO IR"
+    )
+    demo.add_argument("--output", required=True, metavar="DIR")
+    demo.add_argument("--seed", type=int, default=0, help="weights seed (default 0); the same seed gives the same weights")
+    fetch = model_commands.add_parser("fetch", help="download a known model, verify its SHA-1 and convert it to IR")
+    fetch.add_argument("name", nargs="?", default="resnet34-kinetics", help="manifest name (default resnet34-kinetics)")
+    fetch.add_argument("--output", metavar="DIR", help="where to put it (default: the per-user cache, $EDGE_HAR_HOME)")
+    convert = model_commands.add_parser("convert", help="convert an ONNX file or a kenshohara .pth checkpoint to IR")
+    convert.add_argument("src", metavar="SRC")
+    convert.add_argument("--output", required=True, metavar="DIR")
+    convert.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=False, help="store weights as FP16 (default: no)")
+    quantize = model_commands.add_parser("quantize", help="post-training INT8 quantisation with NNCF (extra: quantize)")
+    quantize.add_argument("model", metavar="MODEL")
+    quantize.add_argument("--calibration", nargs="+", required=True, metavar="VIDEO_OR_DIR", help="videos (or folders of videos) to calibrate on")
+    quantize.add_argument("--output", required=True, metavar="DIR")
+    quantize.add_argument("--subset", type=int, metavar="N", help="at most N calibration clips")
+    model_info = model_commands.add_parser("info", help="inputs, outputs, parameters, precision, labels, untrained or not")
+    model_info.add_argument("model", metavar="MODEL")
+    model_info.add_argument("--json", action="store_true", help="print one JSON object")
+    model_commands.add_parser("list", help="the models the manifest knows")
+    return parser
+
+
+def _load_run_config(args: argparse.Namespace):
+    from edge.config import embedded_default_mapping, load_config
+
+    flags = {
+        "source": getattr(args, "source", None),
+        "model.path": getattr(args, "model", None),
+        "output.video": getattr(args, "output_video", None),
+        "output.events": getattr(args, "events", None),
+        "output.summary": getattr(args, "summary", None),
+    }
+    overrides = [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
+    if getattr(args, "display", False):
+        overrides.append("output.display=true")
+    base = None if args.config else embedded_default_mapping()
+    return load_config(args.config, [*overrides, *args.overrides], base=base)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from edge import pipeline
+
+    result = pipeline.run(_load_run_config(args))
+    return result.exit_code
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from edge.config import config_to_yaml, load_config
+
+    if args.config_command == "validate":
+        load_config(args.path)
+        print(f"{args.path}: valid")
+        return 0
+    print(config_to_yaml(_load_run_config(args)), end="")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from edge.info import collect_info, format_info
+
+    info = collect_info()
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def _cmd_model(args: argparse.Namespace) -> int:
+    from edge import models
+
+    action = args.model_command
+    if action == "demo":
+        path = models.save_demo_model(args.output, seed=args.seed)
+        print(f"untrained demo model (seed {args.seed}) written to {path}")
+    elif action == "fetch":
+        path = models.fetch_model(args.name, output_dir=args.output)
+        print(f"{args.name}: {path}")
+    elif action == "convert":
+        path = models.convert_model(args.src, args.output, fp16=args.fp16)
+        print(f"converted {args.src} to {path}")
+    elif action == "quantize":
+        report = models.quantize_model(args.model, args.calibration, args.output, subset=args.subset)
+        print(models.format_quantize_report(report))
+    elif action == "info":
+        description = models.describe_model(args.model)
+        print(json.dumps(description, indent=2) if args.json else models.format_description(description))
+    elif action == "list":
+        for name, entry in models.manifest().items():
+            print(f"{name}: {entry.get('description', '')}")
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "config": _cmd_config, "info": _cmd_info, "model": _cmd_model}
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="edge-har: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    _configure_logging(args)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("edge-har: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if isinstance(error, _user_errors()):
+            print(f"edge-har: error: {error}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        raise
