@@ -49,6 +49,23 @@ class OptionalBuildExt(build_ext):
             _warn_fallback(error)
 
 
+def _debug_copy(source):
+    """A copy of ``source`` whose ``# cython:`` header turns bounds and wraparound checks on.
+
+    The header in the .pyx wins over compiler_directives, so the debug build edits the header.
+    """
+    with open(source, encoding="utf-8") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    header = lines[0]
+    for name in ("boundscheck", "wraparound", "initializedcheck"):
+        header = header.replace(f"{name}=False", f"{name}=True")
+    os.makedirs(os.path.join("build", "debug_ext"), exist_ok=True)
+    debug_source = os.path.join("build", "debug_ext", os.path.basename(source))
+    with open(debug_source, "w", encoding="utf-8") as handle:
+        handle.write(header + "".join(lines[1:]))
+    return debug_source
+
+
 def _extensions():
     try:
         import numpy
@@ -59,11 +76,12 @@ def _extensions():
         _warn_fallback(error)
         return []
     directives = {"language_level": "3", "embedsignature": True}
+    source = "ext/_hotpath.pyx"
     if DEBUG_EXT:
-        directives.update(boundscheck=True, wraparound=True, initializedcheck=True)
+        source = _debug_copy(source)
     extension = Extension(
         "edge._hotpath",
-        ["ext/_hotpath.pyx"],
+        [source],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3", "-ffast-math", "-fno-finite-math-only"] if os.name != "nt" else ["/O2"],

@@ -1,0 +1,51 @@
+"""Where models live on disk: the per-user cache and the default model.
+
+``$EDGE_HAR_HOME`` (default ``~/.cache/edge-har``) holds ``models/<name>/``
+(fetched and built models), ``converted/`` (ONNX converted to IR, keyed by
+content hash) and ``compiled/`` (OpenVINO's compiled-model cache).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REAL_MODEL = "resnet34-kinetics"
+DEMO_MODEL = "resnet34-kinetics-demo"
+
+
+def edge_home() -> Path:
+    """The edge-har cache root: ``$EDGE_HAR_HOME`` or ``~/.cache/edge-har`` (not created)."""
+    env = os.environ.get("EDGE_HAR_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "edge-har"
+
+
+def models_dir(cache_dir=None) -> Path:
+    """Directory of fetched and built models (``<home>/models``)."""
+    return (Path(cache_dir) if cache_dir else edge_home()) / "models"
+
+
+def converted_dir(cache_dir=None) -> Path:
+    """Directory of ONNX models converted to IR, one subdirectory per content hash."""
+    return (Path(cache_dir) if cache_dir else edge_home()) / "converted"
+
+
+def compiled_cache_dir(cache_dir=None) -> Path:
+    """Directory for OpenVINO's compiled-model cache (``CACHE_DIR``)."""
+    return (Path(cache_dir) if cache_dir else edge_home()) / "compiled"
+
+
+def default_model_path(cache_dir=None) -> Path:
+    """The fetched real model's IR if present, else the demo IR (seed 0), built and cached on first use."""
+    from edge.models.registry import get_entry
+
+    real = models_dir(cache_dir) / REAL_MODEL / Path(get_entry(REAL_MODEL).filename).with_suffix(".xml")
+    if real.is_file():
+        return real
+    demo_dir = models_dir(cache_dir) / DEMO_MODEL
+    demo = demo_dir / f"{DEMO_MODEL}.xml"
+    if demo.is_file() and demo.with_suffix(".bin").is_file():
+        return demo
+    from edge.models.demo import save_demo_model
+
+    return save_demo_model(demo_dir, seed=0)
