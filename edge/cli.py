@@ -171,14 +171,45 @@ def _cmd_model(args: argparse.Namespace) -> int:
         print(f"converted {args.src} to {path}")
     elif action == "quantize":
         report = models.quantize_model(args.model, args.calibration, args.output, subset=args.subset)
-        print(models.format_quantize_report(report))
+        print(_format_quantize_report(report))
     elif action == "info":
         description = models.describe_model(args.model)
-        print(json.dumps(description, indent=2) if args.json else models.format_description(description))
+        print(json.dumps(description, indent=2) if args.json else _format_description(description))
     elif action == "list":
-        for name, entry in models.manifest().items():
-            print(f"{name}: {entry.get('description', '')}")
+        for name, entry in models.load_manifest().items():
+            print(f"{name:28s} {entry.description}")
     return 0
+
+
+def _format_quantize_report(report) -> str:
+    return "\n".join(
+        [
+            f"INT8 model written to {report.path}",
+            f"calibration clips: {report.clips}",
+            f"latency p50 per clip: f32 {report.f32_p50_ms:.1f} ms, INT8 {report.int8_p50_ms:.1f} ms ({report.speedup:.2f}x)",
+            f"top-1 agreement with f32: {report.top1_agreement:.0%} of clips (logit correlation {report.logits_correlation:.4f})",
+        ]
+    )
+
+
+def _format_description(description: dict) -> str:
+    def ports(items):
+        return ", ".join(f"{p['name'] or '?'} {'x'.join(map(str, p['shape']))} {p['type']}" for p in items)
+
+    precisions = ", ".join(f"{name} {count:,}" for name, count in description["weight_precisions"].items())
+    lines = [
+        f"model:       {description['path']}",
+        f"source:      {description['source']}",
+        f"inputs:      {ports(description['inputs'])}",
+        f"outputs:     {ports(description['outputs'])}",
+        f"parameters:  {description['parameters']:,} ({precisions})",
+        f"quantized:   {'yes' if description['quantized'] else 'no'}",
+        f"clip:        {description['clip_len']} frames of {description['size']}x{description['size']}, mean {description['mean']}",
+        f"labels:      {description['labels']} (classes: {description['num_classes']})",
+    ]
+    if description["untrained"]:
+        lines.append("untrained:   YES - untrained demo model, its labels are meaningless")
+    return "\n".join(lines)
 
 
 COMMANDS = {"run": _cmd_run, "config": _cmd_config, "info": _cmd_info, "model": _cmd_model}
