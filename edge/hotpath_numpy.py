@@ -95,6 +95,17 @@ def check_params(mean, scale, interpolation) -> tuple[tuple[float, float, float]
     return mean_rgb, scale
 
 
+def check_ring_params(clip_len, size, capacity) -> tuple[int, int, int]:
+    """Validated ``(clip_len, size, capacity)``; capacity defaults to 2 × clip_len. ValueError otherwise."""
+    clip_len, size = int(clip_len), int(size)
+    capacity = 2 * clip_len if capacity is None else int(capacity)
+    if clip_len < 1 or size < 1:
+        raise ValueError(f"clip_len and size must be >= 1, got {clip_len} and {size}")
+    if capacity < clip_len:
+        raise ValueError(f"capacity ({capacity}) must be >= clip_len ({clip_len})")
+    return clip_len, size, capacity
+
+
 def _resample_crop(frame: np.ndarray, size: int, interpolation: str) -> np.ndarray:
     height, width = frame.shape[:2]
     factor, _, _, crop_y, crop_x = resize_plan(height, width, size)
@@ -139,12 +150,7 @@ class ClipRing:
 
     def __init__(self, clip_len=16, size=112, capacity=None, mean=KINETICS_MEAN, scale=1.0,
                  interpolation="linear"):
-        clip_len, size = int(clip_len), int(size)
-        capacity = 2 * clip_len if capacity is None else int(capacity)
-        if clip_len < 1 or size < 1:
-            raise ValueError(f"clip_len and size must be >= 1, got {clip_len} and {size}")
-        if capacity < clip_len:
-            raise ValueError(f"capacity ({capacity}) must be >= clip_len ({clip_len})")
+        clip_len, size, capacity = check_ring_params(clip_len, size, capacity)
         self._mean, self._scale = check_params(mean, scale, interpolation)
         self._interpolation = interpolation
         self._clip_len, self._size, self._capacity = clip_len, size, capacity

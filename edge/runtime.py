@@ -8,7 +8,6 @@ the compiled graph and no copy is made in Python.
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import shutil
 import threading
@@ -19,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 from openvino.preprocess import PrePostProcessor
+
+from edge.models.fetch import file_sha1
 
 
 class ModelError(Exception):
@@ -65,14 +66,6 @@ def core() -> ov.Core:
         return _core
 
 
-def _file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def resolve_model_path(path) -> Path:
     """The model file behind ``path``: an ``.onnx``/``.xml`` file, or the one model in a directory.
 
@@ -99,7 +92,7 @@ def _converted_ir(onnx_path: Path, cache_dir) -> Path:
     from edge.models.convert import convert_model
     from edge.models.paths import converted_dir
 
-    target = converted_dir(cache_dir) / _file_sha1(onnx_path)[:20]
+    target = converted_dir(cache_dir) / file_sha1(onnx_path)[:20]
     xml = target / f"{onnx_path.stem}.xml"
     if xml.is_file() and xml.with_suffix(".bin").is_file():
         return xml

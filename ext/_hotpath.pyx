@@ -24,6 +24,7 @@ from edge.hotpath_numpy import (  # shared by both implementations
     ClipLease,
     RingFullError,
     check_params,
+    check_ring_params,
 )
 
 cnp.import_array()
@@ -435,12 +436,7 @@ cdef class ClipRing:
 
     def __init__(self, clip_len=16, size=112, capacity=None, mean=KINETICS_MEAN, scale=1.0,
                  interpolation="linear"):
-        clip_len, size = int(clip_len), int(size)
-        capacity = 2 * clip_len if capacity is None else int(capacity)
-        if clip_len < 1 or size < 1:
-            raise ValueError(f"clip_len and size must be >= 1, got {clip_len} and {size}")
-        if capacity < clip_len:
-            raise ValueError(f"capacity ({capacity}) must be >= clip_len ({clip_len})")
+        clip_len, size, capacity = check_ring_params(clip_len, size, capacity)
         self.mean, self.scale = check_params(mean, scale, interpolation)
         self.interpolation = interpolation
         self.clip_len, self.size, self.capacity = clip_len, size, capacity

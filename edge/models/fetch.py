@@ -80,7 +80,8 @@ def download(url: str, target: Path, sha1: str | None, timeout: float = 30.0,
         part.unlink(missing_ok=True)
 
 
-def _sha1_of(path: Path) -> str:
+def file_sha1(path: Path) -> str:
+    """Hex SHA-1 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha1()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -108,7 +109,7 @@ def fetch_model(name: str = "resnet34-kinetics", output_dir=None, url: str | Non
         raise ModelError(f"model {name!r} has no download URL (it is built locally: edge-har model demo)")
     out = Path(output_dir).expanduser() if output_dir else models_dir() / name
     target = out / entry.filename
-    if not (target.is_file() and sha1 and _sha1_of(target) == sha1.lower()):
+    if not (target.is_file() and sha1 and file_sha1(target) == sha1.lower()):
         download(url, target, sha1, timeout=timeout, allow_insecure_localhost=allow_insecure_localhost)
     # The verified download is kept; save_model_atomic never leaves a half-written IR.
     return convert_model(target, out)
