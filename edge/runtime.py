@@ -19,8 +19,6 @@ import numpy as np
 import openvino as ov
 from openvino.preprocess import PrePostProcessor
 
-from edge.models.fetch import file_sha1
-
 
 class ModelError(Exception):
     """A one-line, user-facing model problem (missing file, not a clip model, label mismatch…)."""
@@ -90,7 +88,7 @@ def resolve_model_path(path) -> Path:
 def _converted_ir(onnx_path: Path, cache_dir) -> Path:
     """The IR of ``onnx_path``, converted once and cached under ``converted/<sha1>/``."""
     from edge.models.convert import convert_model
-    from edge.models.paths import converted_dir
+    from edge.models.paths import converted_dir, file_sha1
 
     target = converted_dir(cache_dir) / file_sha1(onnx_path)[:20]
     xml = target / f"{onnx_path.stem}.xml"

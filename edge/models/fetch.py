@@ -11,7 +11,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from edge.models.paths import models_dir
+from edge.models.paths import file_sha1, models_dir
 from edge.models.registry import get_entry
 from edge.runtime import ModelError
 
@@ -78,15 +78,6 @@ def download(url: str, target: Path, sha1: str | None, timeout: float = 30.0,
         return target
     finally:
         part.unlink(missing_ok=True)
-
-
-def file_sha1(path: Path) -> str:
-    """Hex SHA-1 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch_model(name: str = "resnet34-kinetics", output_dir=None, url: str | None = None,

@@ -7,6 +7,7 @@ content hash) and ``compiled/`` (OpenVINO's compiled-model cache).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -49,3 +50,12 @@ def default_model_path(cache_dir=None) -> Path:
     from edge.models.demo import save_demo_model
 
     return save_demo_model(demo_dir, seed=0)
+
+
+def file_sha1(path: Path) -> str:
+    """Hex SHA-1 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
