@@ -405,7 +405,12 @@ class _Run:
             "input_fps": source.fps if source else None,
             "processing_fps": snapshot["frames"] / wall_s if wall_s > 0 else None,
             "clips_per_s": snapshot["clips"] / wall_s if wall_s > 0 else None,
-            "wall_time_s": wall_s,
+            "elapsed_s": wall_s,
+            "outputs": {
+                "annotated video": self.config.output.video,
+                "events": self.config.output.events,
+                "summary": self.config.output.summary,
+            },
             "latency_ms": snapshot["latency_ms"],
             "interrupted_by": signal.Signals(self.stop.signum).name if self.stop.signum else None,
             "warnings": self.warnings,

@@ -307,6 +307,12 @@ class WindowSink:
         self.close()
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_summary(path, summary: dict) -> Path:
     """Write ``summary`` as pretty JSON atomically (temp file in the same directory, then rename)."""
     path = Path(path)
@@ -318,6 +324,7 @@ def write_summary(path, summary: dict) -> Path:
             stream.write("\n")
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temp_name, 0o666 & ~_current_umask())  # mkstemp makes 0600; a summary is for everyone
         os.replace(temp_name, path)
     except BaseException:
         try:
@@ -361,7 +368,8 @@ def format_summary(summary: dict) -> str:
         where = ", ".join(str(summary[k]) for k in ("device", "precision") if summary.get(k))
         lines.append(f"model: {model}" + (f" on {where}" if where else ""))
     lines.append(f"throughput: input {_fmt(summary.get('input_fps'))} fps, "
-                 f"processing {_fmt(summary.get('processing_fps'))} fps")
+                 f"processing {_fmt(summary.get('processing_fps'))} fps, "
+                 f"{_fmt(summary.get('clips_per_s'), 2)} clips/s")
     if summary.get("reconnects"):
         lines.append(f"stream: {summary['reconnects']} reconnections")
     latency = summary.get("latency_ms") or {}
