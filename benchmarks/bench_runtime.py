@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -20,19 +19,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import openvino as ov
 
 from edge.models.demo import demo_metadata, demo_weights, export_onnx
 from edge.models.paths import default_model_path
 from edge.runtime import compile_model, load_model
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine as _machine  # noqa: E402  (shared with the other suites)
 
-def _machine() -> dict:
-    try:
-        from edge.info import machine_info
-    except ImportError:
-        return {"openvino": ov.__version__, "logical_cores": os.cpu_count()}
-    return machine_info()
+
 
 
 def _clip_video(path: Path, frames: int = 32) -> Path:

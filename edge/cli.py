@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from edge import __version__
@@ -220,12 +221,21 @@ def _configure_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(level=level, format="edge-har: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
+def _quiet_native_logs(args: argparse.Namespace) -> None:
+    """Keep OpenCV's and FFmpeg's own stderr chatter ("moov atom not found", "can't open camera by
+    index") for -v: edge-har reports the same problem as one line. Must run before cv2 is imported."""
+    if not args.verbose:
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
+    _quiet_native_logs(args)
     _configure_logging(args)
     try:
         return COMMANDS[args.command](args)

@@ -309,12 +309,12 @@ def parse_smoothing(value: Any) -> SmoothingSpec:
         raise ConfigError(f"postprocess.smoothing: {error}", key="postprocess.smoothing") from None
 
 
-_CREDENTIALS = re.compile(r"(?P<lead>[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s]*):[^@/\s]*@")
+def mask_credentials(url: str) -> str:
+    """``rtsp://user:pass@host/x`` → ``rtsp://user:***@host/x``: ``edge.sources.mask_credentials``, the one
+    implementation (imported on use: this module stays free of OpenCV for ``edge-har config validate``)."""
+    from edge.sources import mask_credentials as mask
 
-
-def mask_credentials(text: str) -> str:
-    """``rtsp://user:pass@host/x`` → ``rtsp://user:***@host/x`` (any URL inside ``text``)."""
-    return _CREDENTIALS.sub(r"\g<lead>:***@", text)
+    return mask(url)
 
 
 def _source(value: Any) -> str | None:

@@ -134,8 +134,6 @@ class _Run:
             num_requests=config.inference.num_requests,
             cache_dir=config.inference.cache_dir,
         )
-        if self.info.untrained:
-            log.warning(UNTRAINED_WARNING)
 
         sampling = config.sampling
         self.sampler = ClipSampler(sampling.mode, sampling.clip_len, sampling.frame_step, sampling.stride)
@@ -223,13 +221,18 @@ class _Run:
         started = time.perf_counter()
         with open_source(self.source_spec, live=live, reconnect=policy) as source:
             self.source = source
+            if self.info.untrained:  # once the source opened: a bad source is then the only line on stderr
+                log.warning(UNTRAINED_WARNING)
             self.stop.on_stop(getattr(source, "request_stop", lambda: None))
             self._open_sinks()
             try:
                 self._loop(source)
                 self._finish()
+                self._write_new_gaps(source)  # a stream given up on ends with its last gap, after any frame
             finally:
                 self._close_sinks()
+            # The source logged these already (truncated file, fps fallback): keep them in the summary too.
+            self.warnings.extend(getattr(source, "warnings", []))
             if getattr(source, "error", None):
                 self._warn(str(source.error))
         summary = self._summary(time.perf_counter() - started)

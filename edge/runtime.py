@@ -9,6 +9,7 @@ the compiled graph and no copy is made in Python.
 from __future__ import annotations
 
 import queue
+import re
 import shutil
 import threading
 import time
@@ -107,8 +108,16 @@ def _read(path: Path) -> ov.Model:
     try:
         return core().read_model(path)
     except Exception as error:  # OpenVINO raises RuntimeError with a multi-line message
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelError(f"cannot read model {path} (corrupt or not an OpenVINO/ONNX model): {first}") from None
+        raise ModelError(f"cannot read model {path} (corrupt or not an OpenVINO/ONNX model): "
+                         f"{_openvino_reason(error)}") from None
+
+
+def _openvino_reason(error: BaseException) -> str:
+    """The line of an OpenVINO exception that says what is wrong, not where in OpenVINO it was raised."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # "Exception from src/...cpp:84:" and "Check '...' failed at src/...cpp:900:" only locate the problem.
+    told = [line for line in lines if not re.match(r"(Exception from |Check '.*' failed at )\S+:\d+:?$", line)]
+    return (told or lines or [type(error).__name__])[-1 if told else 0]
 
 
 def _shape_text(partial_shape) -> str:
@@ -231,8 +240,7 @@ def compile_model(model: ov.Model, info: ModelInfo, device: str = "CPU", precisi
     try:
         compiled = core().compile_model(prepared, device, config)
     except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelError(f"cannot compile {info.path} for device {device!r}: {first}") from None
+        raise ModelError(f"cannot compile {info.path} for device {device!r}: {_openvino_reason(error)}") from None
     return Classifier(info, compiled, device, precision)
 
 
