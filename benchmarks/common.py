@@ -272,12 +272,6 @@ def median_or_none(values):
     return statistics.median(values) if values else None
 
 
-def write_json(path, data) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-
-
 def print_json_lines(rows: list[dict]) -> None:
     for row in rows:
         print(json.dumps(row, sort_keys=True))

@@ -146,6 +146,13 @@ def _table(title: str, headers: list[str], rows: list[list[str]]) -> list[str]:
     return lines + [""]
 
 
+def _load_text(settings: dict) -> str:
+    start, end = settings.get("load_average_at_start"), settings.get("load_average_at_end")
+    if not start or not end:
+        return ""
+    return f"; 1-min load average {start[0]:.1f} at start, {end[0]:.1f} at end"
+
+
 def format_markdown(results: dict) -> str:
     """The whole report as Markdown: a header line, one table per suite, the targets."""
     machine, settings, suites = results["machine"], results["settings"], results["suites"]
@@ -154,7 +161,7 @@ def format_markdown(results: dict) -> str:
         f"**edge-har {machine.get('version')}** on {machine.get('cpu_model')}, {machine.get('logical_cores')} "
         f"logical cores ({flags}); OpenVINO {machine.get('openvino', '').split('-')[0]}, OpenCV "
         f"{machine.get('opencv')}, NumPy {machine.get('numpy')}, preprocessing {machine.get('implementation')}; "
-        f"{results['created'][:16].replace('T', ' ')}.",
+        f"{results['created'][:16].replace('T', ' ')} UTC{_load_text(settings)}.",
         "",
         f"`{results['command']}`",
         "",

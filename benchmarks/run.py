@@ -13,9 +13,10 @@ Suites, in this order, each also runnable alone:
 No ``--model``: the demo model (seed 0) exported to ONNX, which both the seed (cv2.dnn) and
 edge-har load. No ``--video``: a generated 1920×1080 moving-shapes clip (176 frames; 64 with
 ``--quick``). ``--int8`` alone quantises the model with NNCF on that clip (cached under
-``$EDGE_HAR_HOME/bench``); ``--int8 MODEL`` uses an INT8 IR you made. ``--quick`` (≈ 2 min on
-2 cores): fewer repeats, one round, default precision only. Full (≈ 12 min): three
-interleaved rounds at auto (bf16 where the CPU has it) and f32, plus INT8 when asked.
+``$EDGE_HAR_HOME/bench``); ``--int8 MODEL`` uses an INT8 IR you made. ``--quick`` (64 s on
+2 shared cores): fewer repeats, one round, default precision only. Full (19 min on 2 cores
+shared with other jobs): three interleaved rounds at auto (bf16 where the CPU has it) and f32,
+plus INT8 when asked.
 
 Prints the Markdown report (tables and targets with PASS/MISS) and writes the JSON (schema in
 ``report.py``), Markdown and PNG when asked. Exit status 1 if a suite failed, else 0 —
