@@ -1,8 +1,9 @@
 """The ``edge-har`` command line: parses arguments and calls the library, nothing else.
 
-User mistakes (a bad config key, a missing video, a model of the wrong shape)
-end with one line on stderr and exit status 2; an interrupted run exits
-128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+Exit status: 0 done; 2 a user mistake (a bad config key, a missing video, a
+model of the wrong shape), reported as one line on stderr; 3 a live stream
+dropped and every reconnection attempt failed (what was produced is kept);
+128 + the signal number when interrupted (130 for SIGINT, 143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from edge import __version__
 EXIT_USER_ERROR = 2
 
 RUN_EPILOG = """\
+exit status: 0 done, 2 bad input (one line on stderr), 3 stream lost after every
+reconnection attempt, 130/143 stopped by SIGINT/SIGTERM (outputs finalised).
+
 With no arguments, `edge-har run` classifies the bundled sample clip with the
 real model if one was fetched (`edge-har model fetch`), else with an untrained
 demo model, and writes annotated.mp4, events.jsonl and summary.json into

@@ -34,6 +34,7 @@ from edge.sources import ReconnectPolicy, SourceError, open_source
 
 log = logging.getLogger("edge.pipeline")
 
+EXIT_SOURCE_LOST = 3  # the stream dropped and every reconnection attempt failed; what was produced is kept
 UNTRAINED_WARNING = "untrained demo model: its labels are meaningless (fetch the real one: edge-har model fetch)"
 
 
@@ -239,7 +240,10 @@ class _Run:
         if config.output.summary:
             write_summary(config.output.summary, summary)
         print(format_summary(summary), file=sys.stderr)
-        exit_code = 128 + self.stop.signum if self.stop.signum else 0
+        if self.stop.signum:
+            exit_code = 128 + self.stop.signum
+        else:  # a live source given up on is a failure a supervisor (systemd Restart=on-failure) must see
+            exit_code = EXIT_SOURCE_LOST if getattr(self.source, "error", None) else 0
         return RunResult(summary, exit_code, self.predictions)
 
     def _loop(self, source) -> None:

@@ -403,7 +403,7 @@ def test_stream_drop_reconnects_marks_the_gap_and_carries_on(tmp_path, ffmpeg_st
             process.kill()
             process.wait(10)
     stderr = stderr_path.read_text()
-    assert status == 0, stderr
+    assert status == 3, stderr  # EXIT_SOURCE_LOST: the stream was given up on, for a supervisor to restart
     assert "Traceback" not in stderr
     assert "reconnecting in 0.2 s (attempt 1/4)" in stderr and "reconnected after" in stderr
     assert "gave up after 4 reconnection attempts" in stderr
