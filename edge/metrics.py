@@ -18,8 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-STAGES = ("decode", "preprocess", "inference", "postprocess", "overlay_write", "frame_to_label",
-          "end_to_end")
+# frame_to_label: from the newest frame of a clip being decoded to its prediction (the events' end_to_end).
+STAGES = ("decode", "preprocess", "inference", "postprocess", "overlay_write", "frame_to_label")
 DEFAULT_WINDOW = 10_000
 
 
@@ -218,9 +218,7 @@ class Metrics:
         fps = self.current_fps()
         with self._lock:
             infer = self._own["inference"].recent
-            e2e = self._own["end_to_end"].recent
-            if e2e is None:
-                e2e = self._own["frame_to_label"].recent
+            e2e = self._own["frame_to_label"].recent
         return {"fps": fps, "infer_ms": infer, "e2e_ms": e2e}
 
     def current_clips_per_s(self) -> float | None:
@@ -259,7 +257,7 @@ class Metrics:
         if self.input_fps:
             rate += f" (input {self.input_fps:.1f})"
         parts.append(rate)
-        for stage, short in (("inference", "infer"), ("end_to_end", "e2e")):
+        for stage, short in (("inference", "infer"), ("frame_to_label", "e2e")):
             p50 = self.percentiles(stage)["p50"]
             if p50 is not None:
                 parts.append(f"{short} p50 {p50:.0f} ms")

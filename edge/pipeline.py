@@ -114,44 +114,13 @@ def _check_outputs(config: Config, source_spec) -> None:
 
 class _Run:
     def __init__(self, config: Config, stop: _StopFlag):
-        from edge.models import default_model_path
-        from edge.runtime import compile_model, load_model
-
         self.config = config
         self.stop = stop
         self.metrics = Metrics()
         self.source_spec = _resolve_source(config)
         _check_outputs(config, self.source_spec)
-
-        model_path = config.model.path or default_model_path(cache_dir=config.inference.cache_dir)
-        model, self.info = load_model(model_path, labels_path=config.model.labels)
-        self._check_model_matches(config)
-        self.classifier = compile_model(
-            model,
-            self.info,
-            device=config.inference.device,
-            precision=config.inference.precision,
-            performance_hint=config.inference.performance_hint,
-            num_requests=config.inference.num_requests,
-            cache_dir=config.inference.cache_dir,
-        )
-
         sampling = config.sampling
         self.sampler = ClipSampler(sampling.mode, sampling.clip_len, sampling.frame_step, sampling.stride)
-        self.requests = self.classifier.async_queue(config.inference.num_requests)
-        self.ring = ClipRing(
-            clip_len=sampling.clip_len,
-            size=config.preprocess.size,
-            capacity=self.sampler.ring_capacity(self.requests.num_requests),
-            mean=tuple(config.preprocess.mean),
-            interpolation=config.preprocess.interpolation,
-        )
-        self.postprocessor = Postprocessor(
-            list(self.info.labels),
-            top_k=config.postprocess.top_k,
-            smoothing=config.postprocess.smoothing,
-            threshold=config.postprocess.threshold,
-        )
         self.predictions: list[Prediction] = []
         self.keep_predictions = False
         self.latest: Prediction | None = None
@@ -164,6 +133,39 @@ class _Run:
         self.events = self.video = self.window = None
         self.source = None
         self._gaps_written = 0
+
+    def _prepare_model(self) -> None:
+        """Load and compile the model, then size the clip ring for the requests it will keep in flight."""
+        from edge.models import default_model_path
+        from edge.runtime import compile_model, load_model
+
+        config = self.config
+        model_path = config.model.path or default_model_path(cache_dir=config.inference.cache_dir)
+        model, self.info = load_model(model_path, labels_path=config.model.labels)
+        self._check_model_matches(config)
+        self.classifier = compile_model(
+            model,
+            self.info,
+            device=config.inference.device,
+            precision=config.inference.precision,
+            performance_hint=config.inference.performance_hint,
+            num_requests=config.inference.num_requests,
+            cache_dir=config.inference.cache_dir,
+        )
+        self.requests = self.classifier.async_queue(config.inference.num_requests)
+        self.ring = ClipRing(
+            clip_len=config.sampling.clip_len,
+            size=config.preprocess.size,
+            capacity=self.sampler.ring_capacity(self.requests.num_requests),
+            mean=tuple(config.preprocess.mean),
+            interpolation=config.preprocess.interpolation,
+        )
+        self.postprocessor = Postprocessor(
+            list(self.info.labels),
+            top_k=config.postprocess.top_k,
+            smoothing=config.postprocess.smoothing,
+            threshold=config.postprocess.threshold,
+        )
 
     def _check_model_matches(self, config: Config) -> None:
         from edge.config import ConfigError
@@ -219,9 +221,11 @@ class _Run:
         config = self.config
         live = {"auto": None, "true": True, "false": False}.get(str(config.reconnect.live).lower(), None)
         policy = ReconnectPolicy(config.reconnect.attempts, config.reconnect.delay_s, config.reconnect.max_delay_s)
-        started = time.perf_counter()
         with open_source(self.source_spec, live=live, reconnect=policy) as source:
-            self.source = source
+            self.source = source  # opened first: a mistyped source is reported before a slow compile
+            self._prepare_model()
+            self.metrics = Metrics()  # rates and elapsed time from here: model compilation excluded
+            started = time.perf_counter()
             if self.info.untrained:  # once the source opened: a bad source is then the only line on stderr
                 log.warning(UNTRAINED_WARNING)
             self.stop.on_stop(getattr(source, "request_stop", lambda: None))

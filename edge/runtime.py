@@ -285,6 +285,22 @@ class Classifier:
         return AsyncClassifier(self, num_requests or self.optimal_num_requests)
 
 
+def _copying_callback(results: queue.Queue):
+    """An AsyncInferQueue callback that copies the logits into an ``InferResult`` on ``results``."""
+
+    def on_done(request: ov.InferRequest, userdata) -> None:
+        tag, started_ns, _clip = userdata  # _clip: keeps the shared input alive until here
+        try:
+            logits = request.get_output_tensor(0).data.reshape(-1).copy()  # requests are reused: copy
+            result = InferResult(tag, logits, float(request.latency))  # the request's own time, no queueing
+        except Exception as error:  # never let an exception escape into OpenVINO's thread
+            result = InferResult(tag, np.empty(0, np.float32), (time.perf_counter_ns() - started_ns) / 1e6,
+                                 error=f"{type(error).__name__}: {error}")
+        results.put(result)
+
+    return on_done
+
+
 class AsyncClassifier:
     """``ov.AsyncInferQueue`` whose callback copies each request's logits into an ``InferResult`` on a queue."""
 
@@ -295,17 +311,9 @@ class AsyncClassifier:
         self._results: queue.Queue[InferResult] = queue.Queue()
         self._pending = 0
         self._count_lock = threading.Lock()
-        self._queue.set_callback(self._on_done)
-
-    def _on_done(self, request: ov.InferRequest, userdata) -> None:
-        tag, started_ns, _clip = userdata  # _clip: keeps the shared input alive until here
-        try:
-            logits = request.get_output_tensor(0).data.reshape(-1).copy()  # requests are reused: copy
-            result = InferResult(tag, logits, float(request.latency))  # the request's own time, no queueing
-        except Exception as error:  # never let an exception escape into OpenVINO's thread
-            result = InferResult(tag, np.empty(0, np.float32), (time.perf_counter_ns() - started_ns) / 1e6,
-                                 error=f"{type(error).__name__}: {error}")
-        self._results.put(result)
+        # A closure over the results queue only: a bound method would make a reference cycle through
+        # the C++ AsyncInferQueue that the garbage collector cannot see, leaking the compiled model.
+        self._queue.set_callback(_copying_callback(self._results))
 
     def submit(self, clip_view: np.ndarray, tag) -> None:
         """Start inference on ``clip_view`` (T,C,H,W or batched), shared not copied: keep it unchanged until

@@ -71,13 +71,13 @@ def test_throughput_counters_and_snapshot():
     for _ in range(3):
         metrics.count_clip()
     metrics.count_skipped(2)
-    metrics.add("end_to_end", 90.0)
+    metrics.add("frame_to_label", 90.0)
     assert metrics.current_fps() == pytest.approx(25.0)
     snapshot = metrics.snapshot()
     assert snapshot["frames"] == 50 and snapshot["clips"] == 3 and snapshot["skipped_clips"] == 2
     assert snapshot["processing_fps"] == pytest.approx(25.0) and snapshot["input_fps"] == 25.0
     assert set(STAGES) <= set(snapshot["latency_ms"])
-    assert snapshot["latency_ms"]["end_to_end"]["p50"] == 90.0
+    assert snapshot["latency_ms"]["frame_to_label"]["p50"] == 90.0
     line = metrics.status_line()
     assert line == "frames 50 | clips 3 (skipped 2) | 25.0 fps (input 25.0) | e2e p50 90 ms"
 

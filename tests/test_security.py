@@ -99,7 +99,7 @@ def test_credentials_masked_on_a_real_stream(tmp_path, ffmpeg_stream, demo_home,
 
         wait_for(lambda: line_count(events) >= 2 or process.poll() is not None, 60, "two predictions")
         server.stop()  # a drop: the reconnect warnings name the stream too
-        assert process.wait(30) == 0
+        assert process.wait(30) == 3  # stream lost for good (EXIT_SOURCE_LOST)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
