@@ -2,7 +2,7 @@
 
 Bad input: one line ``edge-har: error: ...`` naming the file, key or frame, exit status 2, no
 traceback. Faults (a dropped stream, SIGINT/SIGTERM, ``kill -9``): what was produced is kept.
-docs/failure-behaviour.md maps each case to its test here.
+The README's "Failure behaviour" table maps each case to its test here.
 """
 
 from __future__ import annotations
