@@ -19,7 +19,6 @@ are interleaved — seed, edge-har, seed, edge-har … — and each row reports 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -229,10 +228,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--model")
+    parser = common.suite_parser(__doc__)
     parser.add_argument("--video")
     parser.add_argument("--int8", help="an INT8 IR to add as a precision")
     parser.add_argument("--rounds", type=int)

@@ -12,7 +12,6 @@ median of the last quarter of those samples minus the median of the first quarte
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -89,10 +88,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--model")
+    parser = common.suite_parser(__doc__)
     parser.add_argument("--frames", type=int, help="video length (default 2400; quick 2000)")
     parser.add_argument("--stride", type=int)
     args = parser.parse_args(argv)

@@ -7,6 +7,7 @@ keyed by what they are made from, so a second run does not rebuild them.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -278,3 +279,12 @@ def print_json_lines(rows: list[dict]) -> None:
 
 
 PYTHON = sys.executable
+
+
+def suite_parser(doc: str) -> argparse.ArgumentParser:
+    """The flags every end-to-end suite script shares: --quick, --smoke (CI), --model."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run")
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # CI: tiny everything
+    parser.add_argument("--model", help="model (.xml, .onnx or a directory); default: the demo model")
+    return parser
