@@ -140,7 +140,7 @@ class _Run:
         from edge.runtime import compile_model, load_model
 
         config = self.config
-        model_path = config.model.path or default_model_path(cache_dir=config.inference.cache_dir)
+        model_path = config.model.path or default_model_path()
         model, self.info = load_model(model_path, labels_path=config.model.labels)
         self._check_model_matches(config)
         self.classifier = compile_model(

@@ -8,6 +8,7 @@ content hash) and ``compiled/`` (OpenVINO's compiled-model cache).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def default_model_path(cache_dir=None) -> Path:
         return demo
     from edge.models.demo import save_demo_model
 
+    logging.getLogger(__name__).info("no model fetched: building the untrained demo model in %s (first run only)", demo_dir)
     return save_demo_model(demo_dir, seed=0)
 
 
