@@ -100,7 +100,13 @@ def fetch_model(name: str = "resnet34-kinetics", output_dir=None, url: str | Non
         raise ModelError(f"model {name!r} has no download URL (it is built locally: edge-har model demo)")
     out = Path(output_dir).expanduser() if output_dir else models_dir() / name
     target = out / entry.filename
+    created = not out.exists()
     if not (target.is_file() and sha1 and file_sha1(target) == sha1.lower()):
-        download(url, target, sha1, timeout=timeout, allow_insecure_localhost=allow_insecure_localhost)
+        try:
+            download(url, target, sha1, timeout=timeout, allow_insecure_localhost=allow_insecure_localhost)
+        except ModelError:
+            if created and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # leave nothing behind, not even the empty folder we made
+            raise
     # The verified download is kept; save_model_atomic never leaves a half-written IR.
     return convert_model(target, out)

@@ -56,7 +56,7 @@ def test_sha1_mismatch_leaves_nothing(server, tmp_path):
     with pytest.raises(ModelError, match="checksum mismatch") as error:
         fetch_model(output_dir=out, url=f"{base}/model.onnx", sha1="0" * 40, allow_insecure_localhost=True)
     assert "\n" not in str(error.value)
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # not even the folder the fetch made
 
 
 def test_unreachable_and_missing_leave_nothing(server, tmp_path):
@@ -67,6 +67,10 @@ def test_unreachable_and_missing_leave_nothing(server, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(ModelError, match="unreachable"):
         fetch_model(output_dir=out, url=f"http://127.0.0.1:{port}/m.onnx", sha1=sha1, allow_insecure_localhost=True)
+    with pytest.raises(ModelError, match="HTTP 404"):
+        fetch_model(output_dir=out, url=f"{base}/nothing.onnx", sha1=sha1, allow_insecure_localhost=True)
+    assert not out.exists()
+    out.mkdir()  # a folder the user made stays, empty
     with pytest.raises(ModelError, match="HTTP 404"):
         fetch_model(output_dir=out, url=f"{base}/nothing.onnx", sha1=sha1, allow_insecure_localhost=True)
     assert list(out.iterdir()) == []
