@@ -45,48 +45,74 @@ cdef extern from *:
        cv2.resize: per output column, pixels x0 and x0+1 of both source rows are read as 8 bytes,
        paired with their 11-bit weights (pmaddwd), >>4, then the vertical step uses 16-bit
        multiply-high and (v + 2) >> 2 like cv2's VResizeLinearVec_32s8u. */
+    /* One output pixel: B, G, R (and a zero lane) as floats, before mean and scale. */
+    static inline __m128 edge_linear_pixel_sse2(const uint8_t* row_a, const uint8_t* row_b,
+                                                Py_ssize_t row_bytes, Py_ssize_t offset,
+                                                const int16_t* weight_pair, __m128i beta)
+    {
+        const __m128i zero = _mm_setzero_si128();
+        const __m128i two = _mm_set1_epi16(2), top = _mm_set1_epi16(255);
+        __m128i a, b, w, h;
+        if (offset + 8 <= row_bytes) {
+            a = _mm_loadl_epi64((const __m128i*)(row_a + offset));
+            b = _mm_loadl_epi64((const __m128i*)(row_b + offset));
+        } else {  /* the last columns: never read past the frame */
+            uint8_t tail_a[8] = {0}, tail_b[8] = {0};
+            memcpy(tail_a, row_a + offset, (size_t)(row_bytes - offset));
+            memcpy(tail_b, row_b + offset, (size_t)(row_bytes - offset));
+            a = _mm_loadl_epi64((const __m128i*)tail_a);
+            b = _mm_loadl_epi64((const __m128i*)tail_b);
+        }
+        a = _mm_unpacklo_epi8(a, zero);                      /* p0 p1 p2 q0 q1 q2 . . */
+        b = _mm_unpacklo_epi8(b, zero);
+        a = _mm_unpacklo_epi16(a, _mm_srli_si128(a, 6));     /* p0 q0 p1 q1 p2 q2 . . */
+        b = _mm_unpacklo_epi16(b, _mm_srli_si128(b, 6));
+        w = _mm_loadu_si128((const __m128i*)weight_pair);
+        h = _mm_packs_epi32(_mm_srai_epi32(_mm_madd_epi16(a, w), 4),
+                            _mm_srai_epi32(_mm_madd_epi16(b, w), 4));
+        h = _mm_mulhi_epi16(h, beta);
+        h = _mm_add_epi16(h, _mm_srli_si128(h, 8));
+        h = _mm_min_epi16(_mm_srai_epi16(_mm_add_epi16(h, two), 2), top);
+        return _mm_cvtepi32_ps(_mm_unpacklo_epi16(h, zero));
+    }
+
+    /* One output row of the fused linear kernel, SSE2 (x86-64 baseline), the same fixed point as
+       cv2.resize: per output column, pixels x0 and x0+1 of both source rows are read as 8 bytes,
+       paired with their 11-bit weights (pmaddwd), >>4, then the vertical step uses 16-bit
+       multiply-high and (v + 2) >> 2 like cv2's VResizeLinearVec_32s8u. Four pixels at a time
+       are transposed from BGR-interleaved to planes, so each plane gets one vector store. */
     static void edge_linear_row_sse2(const uint8_t* row_a, const uint8_t* row_b, Py_ssize_t row_bytes,
                                      const int32_t* x0, const int16_t* weight_pairs, Py_ssize_t size,
                                      int beta0, int beta1, float* plane_r, float* plane_g,
                                      float* plane_b, const float* mean_rgb, float scale)
     {
-        const __m128i zero = _mm_setzero_si128();
         const __m128i beta = _mm_setr_epi16((short)beta0, (short)beta0, (short)beta0, 0,
                                             (short)beta1, (short)beta1, (short)beta1, 0);
-        const __m128i two = _mm_set1_epi16(2), top = _mm_set1_epi16(255);
-        const __m128 mean_bgr = _mm_setr_ps(mean_rgb[2], mean_rgb[1], mean_rgb[0], 0.0f);
-        const __m128 factor = _mm_set1_ps(scale);
+        const __m128 mean_b = _mm_set1_ps(mean_rgb[2]), mean_g = _mm_set1_ps(mean_rgb[1]);
+        const __m128 mean_r = _mm_set1_ps(mean_rgb[0]), factor = _mm_set1_ps(scale);
         float lanes[4];
-        Py_ssize_t ox;
-        for (ox = 0; ox < size; ox++) {
-            Py_ssize_t offset = 3 * (Py_ssize_t)x0[ox];
-            __m128i a, b, w, h;
-            __m128 f;
-            if (offset + 8 <= row_bytes) {
-                a = _mm_loadl_epi64((const __m128i*)(row_a + offset));
-                b = _mm_loadl_epi64((const __m128i*)(row_b + offset));
-            } else {  /* the last columns: never read past the frame */
-                uint8_t tail_a[8] = {0}, tail_b[8] = {0};
-                memcpy(tail_a, row_a + offset, (size_t)(row_bytes - offset));
-                memcpy(tail_b, row_b + offset, (size_t)(row_bytes - offset));
-                a = _mm_loadl_epi64((const __m128i*)tail_a);
-                b = _mm_loadl_epi64((const __m128i*)tail_b);
-            }
-            a = _mm_unpacklo_epi8(a, zero);                      /* p0 p1 p2 q0 q1 q2 . . */
-            b = _mm_unpacklo_epi8(b, zero);
-            a = _mm_unpacklo_epi16(a, _mm_srli_si128(a, 6));     /* p0 q0 p1 q1 p2 q2 . . */
-            b = _mm_unpacklo_epi16(b, _mm_srli_si128(b, 6));
-            w = _mm_loadu_si128((const __m128i*)(weight_pairs + 8 * ox));
-            h = _mm_packs_epi32(_mm_srai_epi32(_mm_madd_epi16(a, w), 4),
-                                _mm_srai_epi32(_mm_madd_epi16(b, w), 4));
-            h = _mm_mulhi_epi16(h, beta);
-            h = _mm_add_epi16(h, _mm_srli_si128(h, 8));
-            h = _mm_min_epi16(_mm_srai_epi16(_mm_add_epi16(h, two), 2), top);
-            f = _mm_cvtepi32_ps(_mm_unpacklo_epi16(h, zero));
-            _mm_storeu_ps(lanes, _mm_mul_ps(_mm_sub_ps(f, mean_bgr), factor));
-            plane_b[ox] = lanes[0];
-            plane_g[ox] = lanes[1];
-            plane_r[ox] = lanes[2];
+        Py_ssize_t ox = 0;
+        for (; ox + 4 <= size; ox += 4) {
+            __m128 p0 = edge_linear_pixel_sse2(row_a, row_b, row_bytes, 3 * (Py_ssize_t)x0[ox],
+                                               weight_pairs + 8 * ox, beta);
+            __m128 p1 = edge_linear_pixel_sse2(row_a, row_b, row_bytes, 3 * (Py_ssize_t)x0[ox + 1],
+                                               weight_pairs + 8 * (ox + 1), beta);
+            __m128 p2 = edge_linear_pixel_sse2(row_a, row_b, row_bytes, 3 * (Py_ssize_t)x0[ox + 2],
+                                               weight_pairs + 8 * (ox + 2), beta);
+            __m128 p3 = edge_linear_pixel_sse2(row_a, row_b, row_bytes, 3 * (Py_ssize_t)x0[ox + 3],
+                                               weight_pairs + 8 * (ox + 3), beta);
+            _MM_TRANSPOSE4_PS(p0, p1, p2, p3);                  /* p0 = B×4, p1 = G×4, p2 = R×4 */
+            _mm_storeu_ps(plane_b + ox, _mm_mul_ps(_mm_sub_ps(p0, mean_b), factor));
+            _mm_storeu_ps(plane_g + ox, _mm_mul_ps(_mm_sub_ps(p1, mean_g), factor));
+            _mm_storeu_ps(plane_r + ox, _mm_mul_ps(_mm_sub_ps(p2, mean_r), factor));
+        }
+        for (; ox < size; ox++) {
+            __m128 f = edge_linear_pixel_sse2(row_a, row_b, row_bytes, 3 * (Py_ssize_t)x0[ox],
+                                              weight_pairs + 8 * ox, beta);
+            _mm_storeu_ps(lanes, f);
+            plane_b[ox] = (lanes[0] - mean_rgb[2]) * scale;
+            plane_g[ox] = (lanes[1] - mean_rgb[1]) * scale;
+            plane_r[ox] = (lanes[2] - mean_rgb[0]) * scale;
         }
     }
     #else
