@@ -1,9 +1,11 @@
 """Latency per clip of the demo model: OpenVINO f32 / bf16 (auto) / INT8, latency and throughput
-hints, against OpenCV DNN and ONNX Runtime on the same weights exported to ONNX.
+hints, against OpenCV DNN and ONNX Runtime on the same ONNX file.
 
-    python benchmarks/bench_runtime.py [--quick] [--model XML] [--int8 XML] [--repeats N]
+    python benchmarks/bench_runtime.py [--quick] [--model ONNX] [--int8 XML] [--repeats N]
 
-Setup (build, export, compile, quantise, one warm-up call) stays outside the timed region;
+The model is an .onnx (default: the demo model, seed 0, exported once and cached), or an .xml
+with its .onnx beside it; without --int8 it is quantised once on a small generated clip and cached.
+Setup (export, compile, quantise, one warm-up call) stays outside the timed region;
 the runtimes are timed in interleaved rounds and each reports medians. Prints a table and
 one JSON line per result (tagged with machine, cores and OpenVINO version).
 """
@@ -13,34 +15,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edge.models.demo import demo_metadata, demo_weights, export_onnx
-from edge.models.paths import default_model_path
 from edge.runtime import compile_model, load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine as _machine  # noqa: E402  (shared with the other suites)
+import common  # noqa: E402  (shared with the other suites)
 
 
 
 
-def _clip_video(path: Path, frames: int = 32) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (160, 120))
-    for i in range(frames):
-        frame = np.full((120, 160, 3), 60, np.uint8)
-        cv2.circle(frame, (10 + 4 * i, 60), 15, (0, 0, 255), -1)
-        writer.write(frame)
-    writer.release()
-    return path
-
-
-def _runners(model_path: Path, int8_path: Path | None, work: Path, quick: bool) -> dict:
+def _runners(model_path: Path, int8_path: Path | None, quick: bool) -> dict:
     """name -> (implementation tag, callable(clip T,C,H,W) running one clip). All setup happens here."""
     model, info = load_model(model_path)
     runners = {}
@@ -50,15 +39,12 @@ def _runners(model_path: Path, int8_path: Path | None, work: Path, quick: bool) 
             continue
         classifier = compile_model(model, info, precision=precision, performance_hint=hint)
         runners[name] = (f"openvino-{classifier.precision}-{hint}", classifier.infer)
-    if int8_path is None:
-        from edge.models.quantize import quantize_model
-
-        report = quantize_model(model_path, [_clip_video(work / "calibration.mp4")], work / "int8")
-        int8_path = report.path
+    if int8_path is None:  # quantised once per model and calibration clip, then cached
+        int8_path = common.int8_model(model_path, common.bench_video(160, 120, 32))
     int8 = compile_model(*load_model(int8_path))
     runners["openvino int8"] = (f"openvino-int8-{int8.precision}", int8.infer)
 
-    onnx_path = export_onnx(demo_weights(0), work / "demo.onnx", demo_metadata(0))
+    onnx_path = common.onnx_for(model_path)  # the same model file for every runtime
     net = cv2.dnn.readNetFromONNX(str(onnx_path))
 
     def run_cv2(clip):
@@ -81,20 +67,18 @@ def _runners(model_path: Path, int8_path: Path | None, work: Path, quick: bool) 
 def run(quick: bool = False, model=None, int8=None, repeats: int | None = None) -> list[dict]:
     """Benchmark every runtime; returns one dict per runtime (p50/p90 ms per clip, clips/s)."""
     repeats = repeats or (5 if quick else 20)
-    with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
-        work = Path(tmp)
-        model_path = Path(model) if model else default_model_path()
-        runners = _runners(model_path, Path(int8) if int8 else None, work, quick)
-        clip = np.random.default_rng(0).uniform(-110, 140, (16, 3, 112, 112)).astype(np.float32)
-        for _, call in runners.values():
-            call(clip)  # warm-up, untimed
-        times = {name: [] for name in runners}
-        for _ in range(repeats):  # interleaved: every runtime once per round
-            for name, (_, call) in runners.items():
-                start = time.perf_counter_ns()
-                call(clip)
-                times[name].append((time.perf_counter_ns() - start) / 1e6)
-    machine = _machine()
+    model_path = Path(model) if model else common.demo_onnx()
+    runners = _runners(model_path, Path(int8) if int8 else None, quick)
+    clip = np.random.default_rng(0).uniform(-110, 140, (16, 3, 112, 112)).astype(np.float32)
+    for _, call in runners.values():
+        call(clip)  # warm-up, untimed
+    times = {name: [] for name in runners}
+    for _ in range(repeats):  # interleaved: every runtime once per round
+        for name, (_, call) in runners.items():
+            start = time.perf_counter_ns()
+            call(clip)
+            times[name].append((time.perf_counter_ns() - start) / 1e6)
+    machine = common.machine()
     results = []
     for name, (implementation, _) in runners.items():
         p50, p90 = np.percentile(times[name], [50, 90])
@@ -118,7 +102,7 @@ def format_table(results: list[dict]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no throughput-hint run")
-    parser.add_argument("--model", help="model to benchmark (default: the demo model)")
+    parser.add_argument("--model", help="model to benchmark: .onnx, or .xml with its .onnx beside it (default: the demo model)")
     parser.add_argument("--int8", help="an INT8 IR to use instead of quantising the model here")
     parser.add_argument("--repeats", type=int)
     args = parser.parse_args(argv)

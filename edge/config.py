@@ -31,8 +31,9 @@ from typing import Any, Callable
 
 import yaml
 
+from edge.urls import URL_SCHEMES, mask_credentials  # noqa: F401  (mask_credentials re-exported)
+
 DEFAULT_OUTPUT_DIR = "edge-har-out"
-URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 OVERRIDE_ORIGIN = "--set"
 
 
@@ -307,14 +308,6 @@ def parse_smoothing(value: Any) -> SmoothingSpec:
         return _smoothing_spec(value)
     except _Invalid as error:
         raise ConfigError(f"postprocess.smoothing: {error}", key="postprocess.smoothing") from None
-
-
-def mask_credentials(url: str) -> str:
-    """``rtsp://user:pass@host/x`` → ``rtsp://user:***@host/x``: ``edge.sources.mask_credentials``, the one
-    implementation (imported on use: this module stays free of OpenCV for ``edge-har config validate``)."""
-    from edge.sources import mask_credentials as mask
-
-    return mask(url)
 
 
 def _source(value: Any) -> str | None:

@@ -95,6 +95,12 @@ def check_params(mean, scale, interpolation) -> tuple[tuple[float, float, float]
     return mean_rgb, scale
 
 
+def mirrored_storage_slots(clip_len: int, capacity: int) -> int:
+    """Rows of a ring's storage: a window starts at a physical slot < capacity and spans clip_len
+    slots, so it ends before capacity + clip_len - 1; only the first clip_len - 1 slots need a mirror."""
+    return capacity + clip_len - 1
+
+
 def check_ring_params(clip_len, size, capacity) -> tuple[int, int, int]:
     """Validated ``(clip_len, size, capacity)``; capacity defaults to 2 × clip_len. ValueError otherwise."""
     clip_len, size = int(clip_len), int(size)
@@ -141,9 +147,10 @@ def preprocess_frame(frame, out, mean=KINETICS_MEAN, scale=1.0, interpolation="l
 class ClipRing:
     """A circular buffer of preprocessed slots handing out zero-copy clips.
 
-    Storage is float32 (2*capacity, 3, S, S); slot ``seq`` is written at
-    ``seq % capacity`` and mirrored at ``seq % capacity + capacity``, so the
-    clip_len slots of any window are one contiguous block. A leased clip is never
+    Storage is float32 (capacity + clip_len - 1, 3, S, S); slot ``seq`` is written at
+    ``seq % capacity``, and the first clip_len - 1 physical slots are mirrored at
+    ``+ capacity`` (no window reaches further), so the clip_len slots of any window
+    are one contiguous block. A leased clip is never
     overwritten: ``push``/``repeat`` raise RingFullError instead. Not thread-safe:
     one thread pushes and acquires.
     """
@@ -154,7 +161,7 @@ class ClipRing:
         self._mean, self._scale = check_params(mean, scale, interpolation)
         self._interpolation = interpolation
         self._clip_len, self._size, self._capacity = clip_len, size, capacity
-        self._storage = np.zeros((2 * capacity, 3, size, size), dtype=np.float32)
+        self._storage = np.zeros((mirrored_storage_slots(clip_len, capacity), 3, size, size), dtype=np.float32)
         self._pushed = 0
         self._leases: dict[ClipLease, int] = {}
 
@@ -181,7 +188,8 @@ class ClipRing:
         return self._pushed % self._capacity
 
     def _commit(self, index: int) -> int:
-        self._storage[index + self._capacity] = self._storage[index]
+        if index < self._clip_len - 1:  # only these slots are read through their mirror
+            self._storage[index + self._capacity] = self._storage[index]
         seq = self._pushed
         self._pushed += 1
         return seq

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -100,23 +100,17 @@ def _resolve_source(config: Config):
     return config.source
 
 
-def _is_file_path(spec) -> bool:
-    return isinstance(spec, str) and "://" not in spec and not spec.isdigit() and not spec.startswith("/dev/")
-
-
 def _check_outputs(config: Config, source_spec) -> None:
     """Fail before any work on an output that cannot be written or that would overwrite the input."""
-    input_path = source_spec if _is_file_path(source_spec) else None
     for path in (config.output.video, config.output.events, config.output.summary):
         if path:
-            check_writable(path, input_path=input_path)
+            check_writable(path, input_path=source_spec)  # cameras and URLs are never an output
 
 
 class _Run:
     def __init__(self, config: Config, stop: _StopFlag):
         self.config = config
         self.stop = stop
-        self.metrics = Metrics()
         self.source_spec = _resolve_source(config)
         _check_outputs(config, self.source_spec)
         sampling = config.sampling
@@ -124,7 +118,7 @@ class _Run:
         self.predictions: list[Prediction] = []
         self.keep_predictions = False
         self.latest: Prediction | None = None
-        self.waiting_frames: deque[tuple[Frame, int]] = deque()
+        self.waiting_frames: deque[Frame] = deque()
         self.in_flight: dict[int, _InFlight] = {}
         self.order = ClipOrder()  # results back in submission order, so smoothing sees clips in order
         self.next_submit = 0
@@ -219,16 +213,15 @@ class _Run:
 
     def execute(self) -> RunResult:
         config = self.config
-        live = {"auto": None, "true": True, "false": False}.get(str(config.reconnect.live).lower(), None)
+        live = None if config.reconnect.live == "auto" else config.live  # auto: open_source decides by the spec
         policy = ReconnectPolicy(config.reconnect.attempts, config.reconnect.delay_s, config.reconnect.max_delay_s)
         with open_source(self.source_spec, live=live, reconnect=policy) as source:
             self.source = source  # opened first: a mistyped source is reported before a slow compile
             self._prepare_model()
             self.metrics = Metrics()  # rates and elapsed time from here: model compilation excluded
-            started = time.perf_counter()
             if self.info.untrained:  # once the source opened: a bad source is then the only line on stderr
                 log.warning(UNTRAINED_WARNING)
-            self.stop.on_stop(getattr(source, "request_stop", lambda: None))
+            self.stop.on_stop(source.request_stop)
             self._open_sinks()
             try:
                 self._loop(source)
@@ -237,17 +230,17 @@ class _Run:
             finally:
                 self._close_sinks()
             # The source logged these already (truncated file, fps fallback): keep them in the summary too.
-            self.warnings.extend(getattr(source, "warnings", []))
-            if getattr(source, "error", None):
-                self._warn(str(source.error))
-        summary = self._summary(time.perf_counter() - started)
+            self.warnings.extend(source.warnings)
+            if source.error:
+                self._warn(source.error)
+        summary = self._summary()
         if config.output.summary:
             write_summary(config.output.summary, summary)
         print(format_summary(summary), file=sys.stderr)
         if self.stop.signum:
             exit_code = 128 + self.stop.signum
         else:  # a live source given up on is a failure a supervisor (systemd Restart=on-failure) must see
-            exit_code = EXIT_SOURCE_LOST if getattr(self.source, "error", None) else 0
+            exit_code = EXIT_SOURCE_LOST if self.source.error else 0
         return RunResult(summary, exit_code, self.predictions)
 
     def _loop(self, source) -> None:
@@ -267,7 +260,7 @@ class _Run:
                 self._push(frame, decoded_ns, live=source.is_live)
             self._collect(block=False)
             if self.wants_frames:
-                self.waiting_frames.append((frame, decoded_ns))
+                self.waiting_frames.append(frame)
                 self._emit_frames(final=False)
             if self.window is not None and self.window.should_quit:
                 log.info("window closed: stopping")
@@ -322,7 +315,7 @@ class _Run:
                 self._post(ready_flight, ready_result)
 
     def _post(self, flight: _InFlight, result) -> None:
-        if getattr(result, "error", None):
+        if result.error:
             self._warn(f"inference failed for clip {flight.planned.clip.clip_index}: {result.error}")
             return
         t0 = time.perf_counter_ns()
@@ -331,7 +324,7 @@ class _Run:
         post_ms = (done_ns - t0) / 1e6
         end_to_end = (done_ns - flight.newest_frame_ns) / 1e6
         latency = StageLatency(flight.preprocess_ms, result.infer_ms, post_ms, end_to_end)
-        prediction = _with_latency(prediction, latency)
+        prediction = replace(prediction, latency=latency)
         self.metrics.record("inference", result.infer_ms)
         self.metrics.record("postprocess", post_ms)
         self.metrics.record("frame_to_label", end_to_end)
@@ -346,7 +339,7 @@ class _Run:
         """Draw and write frames whose label is known (batch: their own clip's; rolling: the latest)."""
         rolling = self.sampler.mode == "rolling"
         while self.waiting_frames:
-            frame, _decoded_ns = self.waiting_frames[0]
+            frame = self.waiting_frames[0]
             if not (rolling or final) and (self.latest is None or frame.index > self.latest.clip.end_frame):
                 return
             self.waiting_frames.popleft()
@@ -385,18 +378,17 @@ class _Run:
             self._emit_frames(final=True)
 
     def _write_new_gaps(self, source) -> None:
-        gaps = getattr(source, "gaps", [])
-        while self._gaps_written < len(gaps):
-            gap = gaps[self._gaps_written]
+        while self._gaps_written < len(source.gaps):
+            gap = source.gaps[self._gaps_written]
             self._gaps_written += 1
             if self.events is not None:
                 self.events.write_gap(gap)
 
-    def _summary(self, wall_s: float) -> dict:
+    def _summary(self) -> dict:
         source = self.source
         snapshot = self.metrics.snapshot()
         return {
-            "source": source.name if source else str(self.source_spec),
+            "source": source.name,
             "model": self.model_name,
             "model_path": self.info.path,
             "untrained": self.info.untrained,
@@ -411,12 +403,12 @@ class _Run:
             "frames": snapshot["frames"],
             "clips": snapshot["clips"],
             "skipped_clips": snapshot["skipped_clips"],
-            "dropped_frames": getattr(source, "frames_dropped", 0),
-            "reconnects": getattr(source, "reconnects", 0),
-            "input_fps": source.fps if source else None,
-            "processing_fps": snapshot["frames"] / wall_s if wall_s > 0 else None,
-            "clips_per_s": snapshot["clips"] / wall_s if wall_s > 0 else None,
-            "elapsed_s": wall_s,
+            "dropped_frames": source.frames_dropped,
+            "reconnects": source.reconnects,
+            "input_fps": source.fps,
+            "processing_fps": snapshot["processing_fps"],
+            "clips_per_s": snapshot["clips_per_s"],
+            "elapsed_s": snapshot["elapsed_s"],
             "outputs": {
                 "annotated video": self.config.output.video,
                 "events": self.config.output.events,
@@ -426,12 +418,6 @@ class _Run:
             "interrupted_by": signal.Signals(self.stop.signum).name if self.stop.signum else None,
             "warnings": self.warnings,
         }
-
-
-def _with_latency(prediction: Prediction, latency: StageLatency) -> Prediction:
-    from dataclasses import replace
-
-    return replace(prediction, latency=latency)
 
 
 class _Progress:

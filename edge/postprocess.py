@@ -9,7 +9,6 @@ arrives at or before one it has already seen.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from datetime import datetime, timezone
@@ -60,22 +59,21 @@ class Smoother:
 
     @classmethod
     def parse(cls, spec: str) -> "Smoother":
-        """``"none"``, ``"mean:N"`` (N ≥ 1 clips) or ``"ema:A"`` (0 < A ≤ 1); ValueError otherwise."""
-        text = str(spec).strip().lower()
-        kind, _, argument = text.partition(":")
+        """``"none"``, ``"mean:N"`` (N ≥ 1 clips) or ``"ema:A"`` (0 < A ≤ 1); ValueError otherwise.
+
+        The grammar is the config's (``edge.config.parse_smoothing``), so both accept the same specs.
+        """
+        from edge.config import ConfigError, parse_smoothing
+
         try:
-            if kind == "none" and not argument:
-                return cls("none")
-            if kind == "mean" and argument:
-                return cls("mean", window=int(argument))
-            if kind == "ema" and argument:
-                alpha = float(argument)
-                if math.isfinite(alpha):
-                    return cls("ema", alpha=alpha)
-        except ValueError as error:
-            if "smoothing" in str(error):
-                raise
-        raise ValueError(f"bad smoothing {spec!r}; expected none, mean:N (e.g. mean:5) or ema:A (e.g. ema:0.3)")
+            parsed = parse_smoothing(spec)
+        except ConfigError as error:
+            raise ValueError(f"bad smoothing {spec!r}: {error}") from None
+        if parsed.kind == "mean":
+            return cls("mean", window=parsed.window)
+        if parsed.kind == "ema":
+            return cls("ema", alpha=parsed.alpha)
+        return cls("none")
 
     @property
     def spec(self) -> str:

@@ -173,7 +173,7 @@ def load_model(path, labels_path=None, cache_dir=None) -> tuple[ov.Model, ModelI
         where = labels_path or ("the model metadata" if meta.labels is not None else "the bundled Kinetics-400 list")
         raise ModelError(f"{source_path}: the model has {num_classes} classes but {where} has {len(labels)} labels")
 
-    from edge.models.demo import KINETICS_MEAN
+    from edge.preprocess import KINETICS_MEAN
 
     dims = [d.get_length() for d in in_shape]
     info = ModelInfo(
@@ -261,7 +261,7 @@ class Classifier:
         except Exception:
             self.optimal_num_requests = 1
         self.input_shape = tuple(compiled.input(0).get_shape())
-        self._request = compiled.create_infer_request()
+        self._request: ov.InferRequest | None = None  # made by the first infer(): the pipeline uses async_queue only
         self._lock = threading.Lock()
 
     def as_input(self, clip: np.ndarray) -> np.ndarray:
@@ -277,6 +277,8 @@ class Classifier:
         """Logits float32 (num_classes,) for one clip (T,C,H,W) or (1,T,C,H,W) (layout as compiled); a copy."""
         batch = self.as_input(clip)
         with self._lock:
+            if self._request is None:
+                self._request = self.compiled.create_infer_request()
             self._request.infer({0: batch}, share_inputs=True)
             return self._request.get_output_tensor(0).data.reshape(-1).copy()
 

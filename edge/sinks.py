@@ -33,6 +33,7 @@ import numpy as np
 
 from edge.postprocess import now_iso
 from edge.records import Prediction
+from edge.sources import DEFAULT_FPS, sanitize_fps
 
 
 class SinkError(Exception):
@@ -206,13 +207,7 @@ class VideoSink:
 
     def __init__(self, path, fps: float, size: tuple[int, int] | None, codec: str = "mp4v") -> None:
         self.path = Path(path)
-        try:
-            fps = float(fps)
-        except (TypeError, ValueError):
-            fps = 0.0
-        if not (math.isfinite(fps) and 0 < fps <= 1000):
-            fps = 25.0
-        self.fps, self.codec = float(fps), codec
+        self.fps, self.codec = sanitize_fps(fps) or DEFAULT_FPS, codec
         self.frames_written = 0
         self.frames_resized = 0
         self.size: tuple[int, int] | None = None

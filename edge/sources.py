@@ -27,30 +27,22 @@ import logging
 import math
 import os
 import queue
-import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
 from edge.records import Frame
+from edge.urls import URL_SCHEMES, is_url, mask_credentials  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 25.0
 MAX_SANE_FPS = 1000.0
-URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
-SECRET_QUERY_KEYS = frozenset({
-    "password", "passwd", "pass", "pwd", "token", "access_token", "auth", "key", "api_key",
-    "apikey", "secret", "signature", "sig", "credentials",
-})
-
-
 class SourceError(Exception):
     """A source cannot be opened; ``str(error)`` is one line for the user."""
 
@@ -89,38 +81,6 @@ class Gap:
         return iter((self.after_frame_index, self.seconds, self.reason))
 
 
-def mask_credentials(url: str) -> str:
-    """Hide secrets in a URL: ``rtsp://user:pass@host`` → ``rtsp://user:***@host``.
-
-    A user without a password (``rtsp://token@host``) becomes ``rtsp://***@host``;
-    query values of secret-looking keys (``password``, ``token``, ``key``, …)
-    become ``***``. Anything that is not a URL is returned unchanged.
-    """
-    text = str(url)
-    if "://" not in text:
-        return text
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        # Unparseable: mask anything between the scheme and an '@'.
-        return re.sub(r"(://)[^/@]*@", r"\1***@", text)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:***@{host}"
-        else:
-            netloc = f"***@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(key.lower() in SECRET_QUERY_KEYS for key, _ in pairs):
-            masked = [(key, "***" if key.lower() in SECRET_QUERY_KEYS else value) for key, value in pairs]
-            query = urlencode(masked, safe="*/:")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 def sanitize_fps(reported) -> float | None:
     """The container's fps if it is believable (finite, 0 < fps ≤ 1000), else None."""
     try:
@@ -130,12 +90,6 @@ def sanitize_fps(reported) -> float | None:
     if not math.isfinite(fps) or fps <= 0.0 or fps > MAX_SANE_FPS:
         return None
     return fps
-
-
-def is_url(spec) -> bool:
-    text = str(spec)
-    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    return scheme in URL_SCHEMES
 
 
 def _camera_index(spec) -> int | None:

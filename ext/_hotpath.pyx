@@ -25,6 +25,7 @@ from edge.hotpath_numpy import (  # shared by both implementations
     RingFullError,
     check_params,
     check_ring_params,
+    mirrored_storage_slots,
 )
 
 cnp.import_array()
@@ -436,9 +437,10 @@ def preprocess_frame(frame, out, mean=KINETICS_MEAN, scale=1.0, interpolation="l
 cdef class ClipRing:
     """A circular buffer of preprocessed slots handing out zero-copy clips.
 
-    Storage is float32 (2*capacity, 3, S, S); slot ``seq`` is written at
-    ``seq % capacity`` and mirrored at ``seq % capacity + capacity``, so the
-    clip_len slots of any window are one contiguous block. A leased clip is never
+    Storage is float32 (capacity + clip_len - 1, 3, S, S); slot ``seq`` is written at
+    ``seq % capacity``, and the first clip_len - 1 physical slots are mirrored at
+    ``+ capacity`` (no window reaches further), so the clip_len slots of any window
+    are one contiguous block. A leased clip is never
     overwritten: ``push``/``repeat`` raise RingFullError instead. Not thread-safe:
     one thread pushes and acquires (push releases the GIL while it computes).
     """
@@ -469,7 +471,7 @@ cdef class ClipRing:
         self._mean_f[0], self._mean_f[1], self._mean_f[2] = self.mean
         self._scale_f = self.scale
         self._requested = MODE_AREA if interpolation == "area" else MODE_LINEAR
-        self._storage = np.zeros((2 * capacity, 3, size, size), dtype=np.float32)
+        self._storage = np.zeros((mirrored_storage_slots(clip_len, capacity), 3, size, size), dtype=np.float32)
         self._store = self._storage
         self._pushed = 0
         self._leases = {}
@@ -531,7 +533,8 @@ cdef class ClipRing:
                                    self.size, self._requested)
             if status == 0:
                 _run_kernel(frame_view, self._store[index], &self._plan, self._mean_f, self._scale_f)
-                memcpy(&self._store[index + self.capacity, 0, 0, 0], &self._store[index, 0, 0, 0], slot_bytes)
+                if index < self.clip_len - 1:  # only these slots are read through their mirror
+                    memcpy(&self._store[index + self.capacity, 0, 0, 0], &self._store[index, 0, 0, 0], slot_bytes)
         self._busy = False
         if status != 0:
             raise MemoryError("ClipRing.push: could not allocate the sampling tables")
@@ -545,7 +548,8 @@ cdef class ClipRing:
         cdef size_t slot_bytes = 3 * <size_t>self.size * self.size * sizeof(float)
         if source != index:
             memcpy(&self._store[index, 0, 0, 0], &self._store[source, 0, 0, 0], slot_bytes)
-            memcpy(&self._store[index + self.capacity, 0, 0, 0], &self._store[source, 0, 0, 0], slot_bytes)
+            if index < self.clip_len - 1:
+                memcpy(&self._store[index + self.capacity, 0, 0, 0], &self._store[source, 0, 0, 0], slot_bytes)
         self._pushed += 1
         return self._pushed - 1
 

@@ -20,10 +20,10 @@ import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 
+from edge.hotpath_numpy import KINETICS_MEAN
 from edge.models.metadata import ModelMetadata, metadata_strings, write_metadata
 from edge.models.registry import bundled_labels
 
-KINETICS_MEAN = (114.7748, 107.7354, 99.4750)
 CLIP_LEN = 16
 SIZE = 112
 NUM_CLASSES = 400

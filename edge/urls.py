@@ -1,0 +1,54 @@
+"""Stream URLs: the schemes edge-har opens, and credentials masked before anything shows them.
+
+No OpenCV here: ``edge.config`` validates sources with it and stays light for ``config validate``.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
+SECRET_QUERY_KEYS = frozenset({
+    "password", "passwd", "pass", "pwd", "token", "access_token", "auth", "key", "api_key",
+    "apikey", "secret", "signature", "sig", "credentials",
+})
+
+
+def is_url(spec) -> bool:
+    """True for a URL whose scheme is one edge-har opens as a stream."""
+    text = str(spec)
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    return scheme in URL_SCHEMES
+
+
+def mask_credentials(url: str) -> str:
+    """Hide secrets in a URL: ``rtsp://user:pass@host`` → ``rtsp://user:***@host``.
+
+    A user without a password (``rtsp://token@host``) becomes ``rtsp://***@host``;
+    query values of secret-looking keys (``password``, ``token``, ``key``, …)
+    become ``***``. Anything that is not a URL is returned unchanged.
+    """
+    text = str(url)
+    if "://" not in text:
+        return text
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        # Unparseable: mask anything between the scheme and an '@'.
+        return re.sub(r"(://)[^/@]*@", r"\1***@", text)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:***@{host}"
+        else:
+            netloc = f"***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(key.lower() in SECRET_QUERY_KEYS for key, _ in pairs):
+            masked = [(key, "***" if key.lower() in SECRET_QUERY_KEYS else value) for key, value in pairs]
+            query = urlencode(masked, safe="*/:")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
