@@ -73,26 +73,27 @@ def _edge_run(work: Path, tag: str, video: Path, model: Path, mode: str, stride:
             "summary_clips_per_s": run_summary.get("clips_per_s")}
 
 
-def _seed_run(work: Path, tag: str, video: Path, onnx: Path, mode: str, max_clips: int) -> dict:
-    out = work / f"{tag}.json"
-    argv = [common.PYTHON, str(common.BENCH_DIR / "seed_pipeline.py"), "--mode", mode, "--video", str(video),
-            "--onnx", str(onnx), "--out", str(out), "--max-clips", str(max_clips)]
-    measured = common.measure_process(argv)
+def _child_json(argv: list[str], out: Path, what: str) -> tuple[dict, dict]:
+    """Run a benchmark child that writes its result to ``out``: (that result, its process measurements)."""
+    measured = common.measure_process([*argv, "--out", str(out)])
     if measured["returncode"] != 0:
-        raise RuntimeError(f"seed pipeline ({tag}) failed: {measured['stderr_tail']}")
-    result = json.loads(out.read_text(encoding="utf-8"))
+        raise RuntimeError(f"{what} failed: {measured['stderr_tail']}")
+    return json.loads(out.read_text(encoding="utf-8")), measured
+
+
+def _seed_run(work: Path, tag: str, video: Path, onnx: Path, mode: str, max_clips: int) -> dict:
+    result, measured = _child_json(
+        [common.PYTHON, str(common.BENCH_DIR / "seed_pipeline.py"), "--mode", mode, "--video", str(video),
+         "--onnx", str(onnx), "--max-clips", str(max_clips)], work / f"{tag}.json", f"seed pipeline ({tag})")
     return {"clips": result["clips"], "measured": measured, "precision_used": "f32", "num_requests": 1,
             "frames": result["frames_read"]}
 
 
 def _bare_run(work: Path, tag: str, model: Path, precision: str, seconds: float) -> dict:
-    out = work / f"{tag}.json"
-    argv = [common.PYTHON, str(common.BENCH_DIR / "bare_model.py"), "--model", str(model), "--precision",
-            precision, "--seconds", str(seconds), "--out", str(out)]
-    measured = common.measure_process(argv)
-    if measured["returncode"] != 0:
-        raise RuntimeError(f"bare model ({tag}) failed: {measured['stderr_tail']}")
-    return {**json.loads(out.read_text(encoding="utf-8")), "measured": measured}
+    result, measured = _child_json(
+        [common.PYTHON, str(common.BENCH_DIR / "bare_model.py"), "--model", str(model), "--precision", precision,
+         "--seconds", str(seconds)], work / f"{tag}.json", f"bare model ({tag})")
+    return {**result, "measured": measured}
 
 
 def _pipeline_numbers(run: dict, cores: int, tail: int) -> dict:

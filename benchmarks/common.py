@@ -25,12 +25,8 @@ REPO_DIR = BENCH_DIR.parent
 
 def machine() -> dict:
     """The machine and versions every result row carries (``edge.info.machine_info``)."""
-    try:
-        from edge.info import machine_info
-    except ImportError:  # an older edge-har without edge.info
-        import openvino as ov
+    from edge.info import machine_info
 
-        return {"openvino": ov.__version__, "logical_cores": os.cpu_count()}
     return machine_info()
 
 

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge.runtime import ModelError, compile_model, load_model
@@ -67,33 +66,35 @@ def calibration_videos(calibration) -> list[Path]:
 
 
 def calibration_clips(videos, clip_len: int, size: int, mean, limit: int | None = None) -> list[np.ndarray]:
-    """Clips float32 (T,C,S,S) made by the ClipRing from each video: consecutive, non-overlapping,
-    the last partial clip loop-padded. ``limit`` caps the total. ``ModelError`` for an unreadable video."""
+    """Clips float32 (T,C,S,S) made from each video by the pipeline's own stages: ``FileSource``,
+    the batch ``ClipSampler`` (consecutive, non-overlapping, the last partial clip loop-padded)
+    and the ``ClipRing``. ``limit`` caps the total. ``ModelError`` for an unreadable video."""
     from edge.preprocess import ClipRing  # the same ring (native or twin) that inference uses
+    from edge.sampling import ClipSampler
+    from edge.sources import SourceError, open_source
 
     clips: list[np.ndarray] = []
     for video in videos:
-        capture = cv2.VideoCapture(str(video))
-        if not capture.isOpened():
-            raise ModelError(f"cannot open calibration video {video}")
+        if limit is not None and len(clips) >= limit:
+            break
+        sampler = ClipSampler("batch", clip_len)
         ring = ClipRing(clip_len=clip_len, size=size, mean=tuple(mean))
-        start = 0  # sequence number of the current clip's first frame
         try:
-            while limit is None or len(clips) < limit:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                seq = ring.push(frame)
-                if seq - start + 1 == clip_len:
-                    clips.append(_take(ring, seq))
-                    start = seq + 1
-        finally:
-            capture.release()
-        if ring.pushed > start and (limit is None or len(clips) < limit):
-            tail = ring.pushed - start
-            for i in range(clip_len - tail):  # LoopPadding: repeat the tail's frames in order
-                ring.repeat(start + i % tail)
-            clips.append(_take(ring, ring.pushed - 1))
+            with open_source(video, live=False) as source:
+                for frame in source:
+                    planned = sampler.add(ring.push(frame.image), frame.index, frame.time_s)
+                    if planned is not None:
+                        clips.append(_take(ring, planned.last_seq))
+                        if limit is not None and len(clips) >= limit:
+                            break
+                else:
+                    tail = sampler.finish()
+                    if tail is not None:
+                        for seq in tail.repeat_seqs:
+                            ring.repeat(seq)
+                        clips.append(_take(ring, tail.planned.last_seq))
+        except SourceError as error:
+            raise ModelError(f"calibration video: {error}") from None
     if not clips:
         raise ModelError(f"no frames could be read from {', '.join(str(v) for v in videos)}")
     return clips
