@@ -24,7 +24,8 @@ import numpy as np
 
 
 def run(model: str, precision: str = "auto", hint: str = "latency", seconds: float = 5.0) -> dict:
-    from edge.runtime import compile_model, load_model
+    from edge.models.loading import load_model
+    from edge.runtime import compile_model
 
     ov_model, info = load_model(model)
     started = time.perf_counter()

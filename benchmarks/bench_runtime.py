@@ -21,7 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.runtime import compile_model, load_model
+from edge.models.loading import load_model
+from edge.runtime import compile_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (shared with the other suites)

@@ -1,9 +1,10 @@
 """The ``edge-har`` command line: parses arguments and calls the library, nothing else.
 
 Exit status: 0 done; 2 a user mistake (a bad config key, a missing video, a
-model of the wrong shape), reported as one line on stderr; 3 a live stream
-dropped and every reconnection attempt failed (what was produced is kept);
-128 + the signal number when interrupted (130 for SIGINT, 143 for SIGTERM).
+model of the wrong shape), reported as one line on stderr; 3 a camera failed
+(it could not be opened, or its stream dropped and every reconnection attempt
+failed; what was produced is kept); ``run`` interrupted: 128 + the signal
+number (130 for SIGINT, 143 for SIGTERM); ``serve`` stopped by a signal: 0.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from edge import __version__
 EXIT_USER_ERROR = 2
 
 RUN_EPILOG = """\
-exit status: 0 done, 2 bad input (one line on stderr), 3 stream lost after every
-reconnection attempt, 130/143 stopped by SIGINT/SIGTERM (outputs finalised).
+exit status: 0 done, 2 bad input (one line on stderr), 3 a camera failed (could not
+be opened, or its stream was lost after every reconnection attempt), 130/143 stopped
+by SIGINT/SIGTERM (outputs finalised).
 
 With no arguments, `edge-har run` classifies the bundled sample clip with the
 real model if one was fetched (`edge-har model fetch`), else with an untrained
@@ -34,18 +36,33 @@ examples:
 """
 
 
+SERVE_EPILOG = """\
+exit status: 0 stopped by SIGINT/SIGTERM with every camera healthy (outputs
+finalised), 2 bad input (one line on stderr), 3 a camera failed (could not be
+opened, or its stream was lost after every reconnection attempt).
+
+Every camera writes its own outputs: put {camera} in output paths. One status
+line per camera every output.log_every_s seconds.
+
+examples:
+  edge-har serve -c /etc/edge-har/edge-har.yaml
+  SINK_PASSWORD=... edge-har serve -c edge-har.yaml --set cameras.sink.sampling.stride=4
+"""
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception classes that mean 'the user gave us something wrong', not 'edge-har is broken'."""
     from edge.config import ConfigError
-    from edge.runtime import ModelError
+    from edge.models.loading import ModelError
     from edge.sinks import SinkError
     from edge.sources import SourceError
 
     return (ConfigError, ModelError, SinkError, SourceError)
 
 
-def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", metavar="CONFIG", help="YAML configuration file (see edge-har.example.yaml)")
+def _add_config_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument("-c", "--config", metavar="CONFIG", required=required,
+                        help="YAML configuration file (see edge-har.example.yaml)")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -81,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--events", metavar="PATH", help="append one JSON line per prediction here")
     run.add_argument("--summary", metavar="PATH", help="write the run summary (JSON) here")
     run.add_argument("--display", action="store_true", help="show the annotated video in a window (a key press quits)")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run every configured camera on one model until SIGINT/SIGTERM (the service)",
+        description="Run every camera of the configuration on one shared model until SIGINT/SIGTERM, "
+        "then finalise every output. Files end on their own; live cameras reconnect.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_arguments(serve, required=True)
 
     config = commands.add_parser("config", help="show or check a configuration")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -138,8 +165,14 @@ def _load_run_config(args: argparse.Namespace):
 def _cmd_run(args: argparse.Namespace) -> int:
     from edge import pipeline
 
-    result = pipeline.run(_load_run_config(args))
-    return result.exit_code
+    return pipeline.run(_load_run_config(args), mode="run").exit_code
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from edge import pipeline
+    from edge.config import load_config
+
+    return pipeline.run(load_config(args.config, args.overrides), mode="serve").exit_code
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -217,7 +250,7 @@ def _format_description(description: dict) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"run": _cmd_run, "config": _cmd_config, "info": _cmd_info, "model": _cmd_model}
+COMMANDS = {"run": _cmd_run, "serve": _cmd_serve, "config": _cmd_config, "info": _cmd_info, "model": _cmd_model}
 
 
 def _configure_logging(args: argparse.Namespace) -> None:

@@ -82,10 +82,15 @@ class StageTimer:
 
 
 class RateMeter:
-    """Events per second over a sliding time window (bounded deque of timestamps)."""
+    """Events per second over a sliding time window (bounded deque of timestamps).
 
-    def __init__(self, window_s: float = 5.0, max_events: int = 4096) -> None:
+    No rate until the events seen span ``min_span_s``: two frames decoded back to
+    back at start-up are not "730 fps".
+    """
+
+    def __init__(self, window_s: float = 5.0, max_events: int = 4096, min_span_s: float = 1.0) -> None:
         self.window_ns = int(window_s * 1e9)
+        self.min_span_ns = int(min_span_s * 1e9)
         self._times: deque[int] = deque(maxlen=max_events)
 
     def tick(self, now_ns: int) -> None:
@@ -99,7 +104,7 @@ class RateMeter:
         if len(self._times) < 2:
             return None
         span = self._times[-1] - self._times[0]
-        return (len(self._times) - 1) * 1e9 / span if span > 0 else None
+        return (len(self._times) - 1) * 1e9 / span if span > 0 and span >= self.min_span_ns else None
 
 
 class Metrics:
@@ -154,6 +159,12 @@ class Metrics:
             if ring is None:
                 ring = self._wait[stage] = SampleRing(self._window)
             ring.add(float(ms))
+
+    def samples(self, stage: str, wait: bool = False) -> "np.ndarray":
+        """The samples a stage holds now (own time unless ``wait``), e.g. to pool several cameras."""
+        with self._lock:
+            ring = (self._wait if wait else self._own).get(stage)
+            return ring.window() if ring is not None else np.empty(0)
 
     def percentiles(self, stage: str, wait: bool = False) -> dict:
         """{p50, p90, p99, max, mean, count, max_all} in ms for a stage (own time unless ``wait``)."""

@@ -31,6 +31,7 @@ class OverlayState:
     tag: str | None = None
     uncertain: bool = False
     warming: bool = False
+    alert: str | None = None   # a failed check, drawn in red under the band
 
 
 def _ascii(text: str) -> str:
@@ -52,16 +53,23 @@ def stats_line(stats: dict) -> str | None:
 
 def overlay_state(prediction: Prediction | None, warming: tuple[int, int] | None = None,
                   untrained: bool = False, stats: dict | None = None,
-                  threshold: float = 0.0) -> OverlayState:
+                  threshold: float = 0.0, still: bool = False,
+                  activity: tuple[str, float] | None = None, alert: str | None = None) -> OverlayState:
     """Build the overlay text.
 
     Line 1: ``"washing hands 0.87"``; ``"uncertain (best: X 0.31)"`` when the
-    prediction is flagged uncertain or scores under ``threshold``;
-    ``"warming up k/n"`` when there is no prediction yet and ``warming=(k, n)``.
-    Line 2 (only when ``stats`` is given): see ``stats_line``.
+    prediction is flagged uncertain or scores under ``threshold``; ``"still"``
+    when the still-scene gate skipped the latest clip; ``"warming up k/n"`` when
+    there is no prediction yet and ``warming=(k, n)``.
+    Then ``"handwash 12 s"`` while an activity segment is open (``activity`` =
+    (name, running seconds)), and the stats line when ``stats`` is given (see
+    ``stats_line``). ``alert``: a failed check, shown in red.
     """
     warming_up = False
-    if prediction is not None:
+    if still:
+        uncertain = False
+        first = "still"
+    elif prediction is not None:
         uncertain = prediction.uncertain or prediction.score < threshold
         if uncertain:
             first = f"uncertain (best: {prediction.label} {prediction.score:.2f})"
@@ -75,12 +83,15 @@ def overlay_state(prediction: Prediction | None, warming: tuple[int, int] | None
         else:
             first = "waiting for the first prediction"
     lines = [_ascii(first)]
+    if activity is not None:
+        lines.append(_ascii(f"{activity[0]} {activity[1]:.0f} s"))
     if stats:
         second = stats_line(stats)
         if second:
             lines.append(_ascii(second))
     return OverlayState(lines=tuple(lines), tag=UNTRAINED_TAG if untrained else None,
-                        uncertain=uncertain, warming=warming_up)
+                        uncertain=uncertain, warming=warming_up,
+                        alert=_ascii(alert) if alert else None)
 
 
 def font_scale_for(width: int, height: int, texts) -> float:
@@ -101,7 +112,7 @@ def draw_overlay(image: np.ndarray, state: OverlayState) -> None:
         raise ValueError(f"overlay needs a C-contiguous uint8 H×W×3 image, got {image.dtype} "
                          f"{image.shape}")
     height, width = image.shape[:2]
-    texts = list(state.lines) + ([state.tag] if state.tag else [])
+    texts = list(state.lines) + [t for t in (state.tag, state.alert) if t]
     scale = font_scale_for(width, height, texts)
     thickness = max(1, round(scale * 1.6))
     pad = max(2, round(6 * scale))
@@ -114,12 +125,21 @@ def draw_overlay(image: np.ndarray, state: OverlayState) -> None:
         for number, ((_, text_h), baseline) in enumerate(sizes):
             y = pad + number * line_h + text_h
             cv2.putText(image, state.lines[number], (pad, y), FONT, scale, TEXT_COLOUR, thickness, cv2.LINE_AA)
-    if state.tag:
-        tag_scale = max(MIN_FONT_SCALE, scale * 0.75)
-        tag_thickness = max(1, round(tag_scale * 1.6))
-        (tag_w, tag_h), baseline = cv2.getTextSize(state.tag, FONT, tag_scale, tag_thickness)
-        top = band_h if state.lines else 0
-        bottom = min(height, top + tag_h + baseline + 2 * pad)
-        cv2.rectangle(image, (0, top), (min(width, tag_w + 2 * pad) - 1, bottom - 1), TAG_COLOUR, -1)
-        cv2.putText(image, state.tag, (pad, top + pad + tag_h), FONT, tag_scale, TEXT_COLOUR,
-                    tag_thickness, cv2.LINE_AA)
+    top = band_h if state.lines else 0
+    for text in (state.tag, state.alert):
+        if text:
+            top = _red_line(image, text, top, scale, pad)
+
+
+def _red_line(image: np.ndarray, text: str, top: int, scale: float, pad: int) -> int:
+    """A line of white text on red at ``top``; returns the y below it."""
+    height, width = image.shape[:2]
+    tag_scale = max(MIN_FONT_SCALE, scale * 0.75)
+    tag_thickness = max(1, round(tag_scale * 1.6))
+    (tag_w, tag_h), baseline = cv2.getTextSize(text, FONT, tag_scale, tag_thickness)
+    bottom = min(height, top + tag_h + baseline + 2 * pad)
+    if top >= height:
+        return top
+    cv2.rectangle(image, (0, top), (min(width, tag_w + 2 * pad) - 1, bottom - 1), TAG_COLOUR, -1)
+    cv2.putText(image, text, (pad, top + pad + tag_h), FONT, tag_scale, TEXT_COLOUR, tag_thickness, cv2.LINE_AA)
+    return bottom

@@ -13,11 +13,18 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: BGR ``uint8`` H×W×3, its 0-based source index and media time."""
+    """One decoded frame: its 0-based source index, media time, and pixels.
+
+    ``image`` is BGR ``uint8`` H×W×3; ``planes`` (yuv420p Y, U, V) when the source
+    delivered the decoder's planes instead (then ``image`` may be None). ``wall_s``
+    is ``time.time()`` when the frame was decoded: the clock of live sources.
+    """
 
     index: int
     time_s: float
-    image: np.ndarray = field(repr=False, compare=False)
+    image: np.ndarray | None = field(repr=False, compare=False)
+    wall_s: float = 0.0
+    planes: tuple | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class Clip:
     frame_indices: tuple[int, ...]
     start_time_s: float
     end_time_s: float
+    end_wall_s: float = 0.0  # time.time() when the clip's newest frame was decoded (live sources' clock)
 
     @property
     def start_frame(self) -> int:

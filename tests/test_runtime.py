@@ -13,7 +13,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edge.models.demo import demo_metadata, demo_weights, export_onnx
 from edge.models.paths import default_model_path
-from edge.runtime import AsyncClassifier, InferResult, ModelError, compile_model, load_model
+from edge.models.loading import ModelError, load_model
+from edge.runtime import AsyncClassifier, InferResult, compile_model
 
 T, S, CLASSES = 4, 8, 400
 

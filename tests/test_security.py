@@ -25,7 +25,7 @@ from edge import pipeline
 from edge.config import ConfigError, load_config
 from edge.models.registry import load_manifest
 from edge.overlay import OverlayState
-from edge.runtime import ModelError
+from edge.models.loading import ModelError
 from edge.sources import LiveSource, ReconnectPolicy, mask_credentials
 
 EDGE_DIR = Path(edge.__file__).parent

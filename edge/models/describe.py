@@ -20,7 +20,7 @@ def describe_model(path) -> dict:
     element type of weight constants (``f32``, ``f16``, ``i8``, ``u8``…) to their element
     count. Raises ``ModelError`` like ``load_model``.
     """
-    from edge.runtime import load_model
+    from edge.models.loading import load_model
 
     model, info = load_model(path)
     precisions: Counter[str] = Counter()

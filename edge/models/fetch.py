@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edge.models.paths import file_sha1, models_dir
 from edge.models.registry import get_entry
-from edge.runtime import ModelError
+from edge.models.loading import ModelError
 
 _CHUNK = 1 << 16
 _LOCALHOSTS = {"127.0.0.1", "localhost", "::1"}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.runtime import ModelError, compile_model, load_model
+from edge.models.loading import ModelError, load_model
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"}
 NNCF_MISSING = "quantisation needs NNCF: pip install 'edge-har[quantize]'"
@@ -155,6 +155,8 @@ def quantize_model(model_path, calibration, output_dir, subset: int | None = Non
     write_metadata(quantized, dataclasses.replace(meta, precision="int8", source=f"{info.source} (INT8, NNCF)"))
     stem = Path(info.path).stem
     out = save_model_atomic(quantized, Path(output_dir) / f"{stem}-int8.xml")
+
+    from edge.runtime import compile_model  # runtime imports the models package: import it when used
 
     f32 = compile_model(model, info, device=device, precision="f32")
     int8 = compile_model(*load_model(out), device=device)

@@ -70,7 +70,7 @@ def get_entry(name: str) -> ModelEntry:
     """The manifest entry for ``name``; ``ModelError`` naming the known models if there is none."""
     entries = load_manifest()
     if name not in entries:
-        from edge.runtime import ModelError
+        from edge.models.loading import ModelError
 
         raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(entries))}")
     return entries[name]

@@ -68,6 +68,46 @@ def event_record(prediction: Prediction, *, source_name: str, model_name: str, u
     return record
 
 
+def gated_record(clip, latency, *, source_name: str, model_name: str, untrained: bool) -> dict:
+    """The line for a clip the still-scene gate did not infer: a prediction line with ``"gated": true``,
+    ``label`` and ``score`` null and an empty ``top_k``."""
+    return {
+        "source": source_name,
+        "clip_index": clip.clip_index,
+        "start_frame": clip.start_frame,
+        "end_frame": clip.end_frame,
+        "start_time_s": round(float(clip.start_time_s), 6),
+        "end_time_s": round(float(clip.end_time_s), 6),
+        "wall_time": now_iso(),
+        "label": None,
+        "score": None,
+        "top_k": [],
+        "latency_ms": {
+            "preprocess": _ms(latency.preprocess),
+            "infer": None,
+            "postprocess": None,
+            "end_to_end": _ms(latency.end_to_end),
+        },
+        "model": model_name,
+        "untrained": bool(untrained),
+        "gated": True,
+    }
+
+
+def gap_record(gap, *, source_name: str, wall_time: str | None = None) -> dict:
+    """The ``{"event": "gap", ...}`` line for a live stream that dropped (a ``sources.Gap`` or
+    ``(after_frame, seconds, reason)``)."""
+    after_frame, seconds, reason = (gap.after_frame_index, gap.seconds, gap.reason) if hasattr(gap, "reason") else gap
+    return {
+        "event": "gap",
+        "source": source_name,
+        "after_frame": int(after_frame),
+        "gap_s": round(float(seconds), 3),
+        "reason": str(reason),
+        "wall_time": wall_time or now_iso(),
+    }
+
+
 class EventWriter:
     """Appends one JSON line per prediction (and per stream gap) to ``path``.
 
@@ -125,18 +165,19 @@ class EventWriter:
 
         Pass ``(after_frame, seconds, reason)`` or one ``sources.Gap`` (or such a tuple).
         """
-        if seconds is None and not isinstance(after_frame, int):
-            after_frame, seconds, reason = after_frame
-        record = {
-            "event": "gap",
-            "source": self.source_name,
-            "after_frame": int(after_frame),
-            "gap_s": round(float(seconds), 3),
-            "reason": str(reason),
-            "wall_time": wall_time or now_iso(),
-        }
+        gap = after_frame if seconds is None and not isinstance(after_frame, int) else (after_frame, seconds, reason)
+        record = gap_record(gap, source_name=self.source_name, wall_time=wall_time)
         self._write_record(record)
         return record
+
+    def write_record(self, record: dict) -> None:
+        """Write one JSON object as one line."""
+        self._write_record(record)
+
+    def handle(self, event) -> None:
+        """The ``Sink`` side: every event but camera status is a line of events.jsonl."""
+        if event.kind != "status":
+            self._write_record(event.record)
 
     def close(self) -> None:
         with self._lock:

@@ -13,7 +13,8 @@ from onnx import TensorProto, helper, numpy_helper
 from edge.models.convert import convert_model
 from edge.models.demo import build_demo_model, demo_metadata, demo_weights, export_onnx
 from edge.models.metadata import read_metadata
-from edge.runtime import ModelError, compile_model, load_model
+from edge.models.loading import ModelError, load_model
+from edge.runtime import compile_model
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ from edge.models.demo import build_demo_model, demo_metadata, demo_weights, expo
 from edge.models.describe import describe_model
 from edge.models.metadata import read_metadata
 from edge.models.paths import default_model_path
-from edge.runtime import compile_model, load_model
+from edge.models.loading import load_model
+from edge.runtime import compile_model
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 
 from edge.models.fetch import fetch_model
 from edge.models.registry import get_entry, known_models
-from edge.runtime import ModelError
+from edge.models.loading import ModelError
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from edge.models.describe import describe_model
 from edge.models.paths import default_model_path
 from edge.models.quantize import calibration_clips, quantize_model
-from edge.runtime import ModelError, load_model
+from edge.models.loading import ModelError, load_model
 
 pytest.importorskip("nncf")
 

@@ -1,0 +1,524 @@
+"""One camera's lane: reader → sampler → clip ring → (shared scheduler) → postprocess → activities → sinks.
+
+Two threads per camera. The **reader** iterates the source (decoding happens
+there) and puts frames and gaps on the lane's inbox: a file waits for a free
+frame slot (nothing is lost), a live camera drops the frame and counts it when
+the lane is behind (it keeps the freshest). The **lane thread** takes the inbox
+in order — frames, gaps, the end of the source, and the inference outcomes the
+scheduler addresses to this lane — so every stage runs on one thread and needs
+no lock: preprocess into the ring, plan clips, offer them to the shared
+scheduler, put outcomes back in clip order, postprocess, track activities,
+write events, draw and write frames.
+
+A lane never reaches into another lane; what it reports goes through ``emit``
+(the service routes events to this camera's sinks and to the side systems).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+
+import cv2
+
+from edge.engine.scheduler import FAILED, SKIPPED, Outcome, Ticket
+from edge.engine.summary import CameraSummary
+from edge.metrics import Metrics
+from edge.overlay import draw_overlay, overlay_state
+from edge.postprocess import ClipOrder, Postprocessor, now_iso
+from edge.preprocess import IMPLEMENTATION, ClipRing
+from edge.records import Frame, Prediction, StageLatency
+from edge.sampling import ClipSampler, PlannedClip
+from edge.sinks import Event
+from edge.sinks.jsonl import event_record, gap_record, gated_record
+
+log = logging.getLogger(__name__)
+
+GATED = "gated"  # an outcome the lane makes itself: the clip was too still to infer
+STARTING, ONLINE, RECONNECTING, OFFLINE, FINISHED = "starting", "online", "reconnecting", "offline", "finished"
+ALERT_SECONDS = 5.0  # how long the overlay shows a failed check
+
+
+@dataclass(frozen=True)
+class _SourceDone:
+    error: str | None = None
+
+
+@dataclass
+class _Pending:
+    planned: PlannedClip
+    lease: object | None
+    preprocess_ms: float
+    newest_frame_ns: int
+
+
+class Lane:
+    """One camera. ``start()`` its threads, ``request_stop()`` (signal-safe), ``join()``, ``summary()``.
+
+    ``source`` is an opened source, or None with ``source_error`` (the camera is
+    then ``offline`` from the start and the other cameras carry on).
+    """
+
+    def __init__(self, camera, *, source, info, scheduler, max_in_flight: int, emit, run_id: str,
+                 model_name: str, sinks=(), video=None, window=None, hub=None, checks=None,
+                 source_error: str | None = None, keep_predictions: bool = False) -> None:
+        self.camera = camera
+        self.name = camera.name
+        self.source = source
+        self.info = info
+        self.scheduler = scheduler
+        self.emit = emit
+        self.run_id = run_id
+        self.model_name = model_name
+        self.sinks = list(sinks)
+        self.video, self.window, self.hub = video, window, hub
+        self.checks = checks
+        self.live = bool(source.is_live) if source is not None else bool(camera.live)
+        self.source_name = source.name if source is not None else str(camera.source)
+        self.metrics = Metrics()
+        self.warnings: list[str] = []
+        self.predictions: list[Prediction] = [] if keep_predictions else None
+        self._state = STARTING if source is not None else OFFLINE
+        self._state_reason = source_error
+        sampling = camera.sampling
+        self.sampler = ClipSampler(sampling.mode, sampling.clip_len, sampling.frame_step, sampling.stride)
+        mean = camera.preprocess.mean if camera.preprocess.mean is not None else info.mean
+        self.ring = ClipRing(clip_len=sampling.clip_len, size=camera.preprocess.size,
+                             capacity=self.sampler.ring_capacity(max_in_flight),
+                             mean=tuple(mean), interpolation=camera.preprocess.interpolation)
+        post = camera.postprocess
+        self.postprocessor = Postprocessor(list(info.labels), top_k=post.top_k, smoothing=str(post.smoothing),
+                                           threshold=post.threshold)
+        self.min_motion = float(camera.gating.min_motion)
+        self.tracker = _make_tracker(camera, info.labels, "wall" if self.live else "media")
+        self.inbox: queue.Queue = queue.Queue()
+        self._deferred: deque = deque()
+        self._frame_slots = threading.Semaphore(4)  # frames between the reader and the lane
+        self._pending: dict[int, _Pending] = {}
+        self._order = ClipOrder()
+        self._next_ticket = 0
+        self._preprocess_since_clip_ms = 0.0
+        self._source_done = False
+        self._stopping = threading.Event()
+        self._waiting_frames: deque[Frame] = deque()
+        self.latest: Prediction | None = None
+        self.latest_record: dict | None = None
+        self._latest_gated = False
+        self._last_time_s = 0.0
+        self._alert: tuple[str, float] | None = None
+        self.dropped_frames = 0
+        self.gated_clips = 0
+        self.reconnects = 0
+        self.frames_out = 0
+        self._threads: list[threading.Thread] = []
+        self._started = False
+        scheduler.register(self.name, self.live, self.inbox.put)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def state_reason(self) -> str | None:
+        return self._state_reason
+
+    def _set_state(self, state: str, reason: str | None = None) -> None:
+        if state == self._state and reason == self._state_reason:
+            return
+        self._state, self._state_reason = state, reason
+        self.emit(Event("status", self.name, {"event": "status", "camera": self.name, "state": state,
+                                              "reason": reason, "wall_time": now_iso(), "run_id": self.run_id}))
+
+    @property
+    def done(self) -> bool:
+        return self._started and not any(thread.is_alive() for thread in self._threads)
+
+    def last_frame_age_s(self) -> float | None:
+        """Seconds since the reader last produced a frame (None before the first)."""
+        last = getattr(self.source, "last_frame_monotonic", None) if self.source is not None else None
+        return None if not last else time.monotonic() - last
+
+    # -- threads -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._started = True
+        if self.source is None:
+            self.emit(Event("status", self.name, {"event": "status", "camera": self.name, "state": OFFLINE,
+                                                  "reason": self._state_reason, "wall_time": now_iso(),
+                                                  "run_id": self.run_id}))
+            self._close_sinks()
+            return
+        self.emit(Event("status", self.name, {"event": "status", "camera": self.name, "state": STARTING,
+                                              "reason": None, "wall_time": now_iso(), "run_id": self.run_id}))
+        for target, role in ((self._read, "reader"), (self._work, "lane")):
+            thread = threading.Thread(target=target, name=f"{role}-{self.name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def request_stop(self) -> None:
+        """Stop reading soon; in-flight clips are finished. Only sets flags: safe in a signal handler."""
+        self._stopping.set()
+        if self.source is not None:
+            self.source.request_stop()
+
+    def restart_source(self, reason: str) -> None:
+        """The watchdog's call: the source reconnects (recorded as a gap)."""
+        restart = getattr(self.source, "restart", None)
+        if restart is not None:
+            restart(reason)
+
+    def join(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
+
+    def _read(self) -> None:
+        error = None
+        frames = iter(self.source)
+        try:
+            while True:
+                t0 = time.perf_counter_ns()
+                item = next(frames, None)
+                if item is None:
+                    break
+                if isinstance(item, Frame):
+                    self.metrics.record("decode", (time.perf_counter_ns() - t0) / 1e6)
+                    if self.live:
+                        if not self._frame_slots.acquire(blocking=False):
+                            self.dropped_frames += 1  # the lane is behind: keep the freshest frames
+                            continue
+                    else:
+                        self._frame_slots.acquire()  # a file waits: no frame is lost
+                self.inbox.put((item, time.perf_counter_ns()))
+        except Exception as exc:  # a decoder fault must end this camera cleanly, not silently
+            error = f"{self.source_name}: reading failed: {type(exc).__name__}: {exc}"
+            log.error(error)
+        finally:
+            self.inbox.put((_SourceDone(error), time.perf_counter_ns()))
+
+    def _next_item(self):
+        return self._deferred.popleft() if self._deferred else self.inbox.get()
+
+    def _work(self) -> None:
+        try:
+            while not (self._source_done and not self._pending):
+                item = self._next_item()
+                if isinstance(item, Outcome):
+                    self._on_outcome(item)
+                    continue
+                payload, queued_ns = item
+                if isinstance(payload, Frame):
+                    try:
+                        self._on_frame(payload, queued_ns)
+                    finally:
+                        self._frame_slots.release()
+                elif isinstance(payload, _SourceDone):
+                    self._on_source_done(payload)
+                else:
+                    self._on_gap(payload)
+            self._emit_frames(final=True)
+        except Exception as exc:  # a bug in one lane must not take the service down unseen
+            log.exception("%s: lane stopped: %s", self.name, exc)
+            self._warn(f"{self.name}: lane stopped: {type(exc).__name__}: {exc}")
+            self._set_state(OFFLINE, f"internal error: {exc}")
+            self.request_stop()
+            self._drain_after_error()
+        finally:
+            self._close_sinks()
+
+    def _drain_after_error(self) -> None:
+        """After a fault, give every lease back as its outcome arrives so the shared queue is not blocked."""
+        self.scheduler.unregister(self.name)
+        while self._pending:
+            item = self._next_item()
+            if isinstance(item, Outcome):
+                entry = self._pending.pop(item.ticket.number, None)
+                if entry is not None and entry.lease is not None:
+                    self.ring.release(entry.lease)
+            elif isinstance(item, tuple) and isinstance(item[0], Frame):
+                self._frame_slots.release()
+
+    # -- frames --------------------------------------------------------------------------------
+
+    def _on_frame(self, frame: Frame, queued_ns: int) -> None:
+        if self._state in (STARTING, RECONNECTING):
+            self._set_state(ONLINE)
+        self.metrics.count_frame(frame.time_s)
+        self._last_time_s = self._clip_time_of(frame.time_s, frame.wall_s)
+        if self.sampler.wants(frame.index):
+            self._push(frame, queued_ns)
+        if self._wants_frames():
+            self._waiting_frames.append(frame)
+            self._emit_frames(final=False)
+
+    def _wait_for_outcome(self) -> None:
+        """Backpressure: a held clip occupies the slot we need; other items wait their turn."""
+        while True:
+            item = self.inbox.get()
+            if isinstance(item, Outcome):
+                self._on_outcome(item)
+                return
+            self._deferred.append(item)
+
+    def _push(self, frame: Frame, queued_ns: int) -> None:
+        while not self.ring.can_push():
+            self._wait_for_outcome()
+        t0 = time.perf_counter_ns()
+        if frame.image is not None:
+            seq = self.ring.push(frame.image)
+        else:
+            seq = self.ring.push_yuv(*frame.planes)
+        elapsed = (time.perf_counter_ns() - t0) / 1e6
+        self.metrics.record("preprocess", elapsed)
+        self._preprocess_since_clip_ms += elapsed
+        planned = self.sampler.add(seq, frame.index, frame.time_s, frame.wall_s)
+        if planned is not None:
+            self._offer(planned, queued_ns)
+
+    def _offer(self, planned: PlannedClip, newest_frame_ns: int) -> None:
+        number = self._next_ticket
+        self._next_ticket += 1
+        preprocess_ms, self._preprocess_since_clip_ms = self._preprocess_since_clip_ms, 0.0
+        first_seq = planned.last_seq - self.sampler.clip_len + 1
+        if self.min_motion > 0 and self.ring.max_motion(first_seq, planned.last_seq) < self.min_motion:
+            self._pending[number] = _Pending(planned, None, preprocess_ms, newest_frame_ns)
+            self._on_outcome(Outcome(Ticket(self.name, number), GATED))
+            return
+        lease = self.ring.acquire(planned.last_seq)
+        self._pending[number] = _Pending(planned, lease, preprocess_ms, newest_frame_ns)
+        self.scheduler.offer(Ticket(self.name, number, lease.view))
+
+    def _on_source_done(self, done: _SourceDone) -> None:
+        source_error = getattr(self.source, "error", None) or done.error
+        if not self._stopping.is_set() and done.error is None:
+            tail = self.sampler.finish()
+            if tail is not None:  # batch: complete the last clip by looping its frames
+                for seq in tail.repeat_seqs:
+                    while not self.ring.can_push():
+                        self._wait_for_outcome()
+                    self.ring.repeat(seq)
+                self._offer(tail.planned, time.perf_counter_ns())
+        self._source_done = True
+        self.warnings.extend(getattr(self.source, "warnings", ()))
+        if source_error:
+            self._warn(source_error)
+        wall = now_iso()
+        if self.tracker is not None:
+            reason = "end of stream" if not source_error else "stream lost"
+            self._report_activities(self.tracker.interrupt(self._last_time_s, reason, wall))
+        if self.checks is not None and not self.live:
+            for record in self.checks.finish(self.name, self._last_time_s, wall):
+                self._emit("check", record)
+        self._set_state(OFFLINE if source_error else FINISHED, source_error)
+
+    def _on_gap(self, gap) -> None:
+        self.reconnects += 1 if not getattr(gap, "gave_up", False) else 0
+        self._emit("gap", gap_record(gap, source_name=self.source_name))
+        if self.tracker is not None:
+            self._report_activities(self.tracker.interrupt(self._last_time_s, "stream gap", now_iso()))
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        entry = self._pending.pop(outcome.ticket.number)
+        if entry.lease is not None:
+            self.ring.release(entry.lease)
+        for ready_entry, ready_outcome in self._order.push(outcome.ticket.number, (entry, outcome)):
+            self._post(ready_entry, ready_outcome)
+
+    def _post(self, entry: _Pending, outcome: Outcome) -> None:
+        clip = entry.planned.clip
+        if outcome.status == SKIPPED:
+            self.metrics.count_skipped()  # keep latency flat: a fresher clip went instead
+            return
+        if outcome.status == FAILED:
+            self._warn(f"inference failed for clip {clip.clip_index}: {outcome.error}")
+            return
+        t0 = time.perf_counter_ns()
+        if outcome.status == GATED:
+            self.gated_clips += 1
+            self._latest_gated = True
+            probabilities = None
+            done_ns = time.perf_counter_ns()
+            latency = StageLatency(entry.preprocess_ms, None, None, (done_ns - entry.newest_frame_ns) / 1e6)
+            record = gated_record(clip, latency, source_name=self.source_name, model_name=self.model_name,
+                                  untrained=self.info.untrained)
+        else:
+            prediction = self.postprocessor(clip, outcome.logits)
+            done_ns = time.perf_counter_ns()
+            post_ms = (done_ns - t0) / 1e6
+            latency = StageLatency(entry.preprocess_ms, outcome.infer_ms, post_ms,
+                                   (done_ns - entry.newest_frame_ns) / 1e6)
+            prediction = replace(prediction, latency=latency)
+            self.metrics.record("inference", outcome.infer_ms)
+            self.metrics.add_wait("inference", outcome.queue_wait_ms)
+            self.metrics.record("postprocess", post_ms)
+            self.metrics.record("frame_to_label", latency.end_to_end)
+            self.latest, self._latest_gated = prediction, False
+            if self.predictions is not None:
+                self.predictions.append(prediction)
+            probabilities = prediction.probabilities
+            record = event_record(prediction, source_name=self.source_name, model_name=self.model_name,
+                                  untrained=self.info.untrained,
+                                  include_scores=self.camera.output.include_scores)
+        self.metrics.count_clip()
+        self.latest_record = self._emit("prediction", record)
+        time_s = self._clip_time_of(clip.end_time_s, clip.end_wall_s)
+        if self.tracker is not None:
+            self._report_activities(self.tracker.observe(time_s, probabilities, record["wall_time"]))
+        if self.checks is not None and not self.live:  # files: deadlines run on media time
+            for check in self.checks.advance(self.name, time_s, record["wall_time"]):
+                self._emit("check", check)
+
+    def _clip_time_of(self, media_s: float, wall_s: float) -> float:
+        """Activities and checks run on media time for files and wall time for live sources."""
+        return float(wall_s) if self.live else float(media_s)
+
+    def _report_activities(self, records) -> None:
+        for record in records:
+            self._emit("activity", record)
+            if self.checks is not None:
+                for check in self.checks.on_activity(record):
+                    self._emit("check", check)
+
+    def _emit(self, kind: str, record: dict) -> dict:
+        record.setdefault("camera", self.name)
+        record["run_id"] = self.run_id
+        self.emit(Event(kind, record["camera"], record))
+        return record
+
+    def note_check(self, record: dict) -> None:
+        """The service routes this camera's checks here: a failure shows on the overlay for a while."""
+        if record.get("passed") is False:
+            self._alert = (f"FAILED {record.get('rule')}: {record.get('reason', '')}", time.monotonic())
+
+    # -- frames out ----------------------------------------------------------------------------
+
+    def _wants_frames(self) -> bool:
+        return self.video is not None or self.window is not None or (self.hub is not None and self.hub.viewers > 0)
+
+    def _emit_frames(self, final: bool) -> None:
+        """Draw and write frames whose label is known (batch video: their own clip's; otherwise the latest)."""
+        wait_for_own_clip = self.sampler.mode == "batch" and self.video is not None
+        while self._waiting_frames:
+            frame = self._waiting_frames[0]
+            if wait_for_own_clip and not final and frame.index > self._labelled_up_to():
+                return
+            self._waiting_frames.popleft()
+            if frame.image is None:
+                continue
+            t0 = time.perf_counter_ns()
+            image = frame.image
+            target = getattr(self.video, "output_size", None) if self.video is not None else None
+            if target and (image.shape[1], image.shape[0]) != tuple(target):
+                image = cv2.resize(image, tuple(target), interpolation=cv2.INTER_AREA)
+            draw_overlay(image, self._overlay_state())
+            if self.video is not None:
+                self.video.write(image)
+                self.metrics.count_output()
+            if self.window is not None:
+                self.window.show(image)
+                if self.window.should_quit:
+                    log.info("window closed: stopping %s", self.name)
+                    self.request_stop()
+            if self.hub is not None:
+                self.hub.publish(image)
+            self.metrics.record("overlay_write", (time.perf_counter_ns() - t0) / 1e6)
+
+    def _labelled_up_to(self) -> int:
+        record = self.latest_record
+        return -1 if record is None else int(record["end_frame"])
+
+    def _overlay_state(self):
+        stats = self.metrics.overlay_numbers() if self.camera.output.overlay_stats else None
+        activity = None
+        if self.tracker is not None and self.tracker.current is not None:
+            name, since = self.tracker.current
+            activity = (name, max(0.0, self._last_time_s - since))
+        alert = None
+        if self._alert is not None and time.monotonic() - self._alert[1] < ALERT_SECONDS:
+            alert = self._alert[0]
+        return overlay_state(
+            None if self._latest_gated else self.latest,
+            warming=self.sampler.warming_up if self.latest is None and not self._latest_gated else None,
+            untrained=self.info.untrained, stats=stats, threshold=self.camera.postprocess.threshold,
+            still=self._latest_gated, activity=activity, alert=alert)
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def _warn(self, message: str) -> None:
+        log.warning(message)
+        self.warnings.append(message)
+
+    def _close_sinks(self) -> None:
+        for sink in (self.video, self.window, *self.sinks):
+            if sink is None:
+                continue
+            try:
+                sink.close()
+            except Exception as error:  # finalising one sink must not lose the others
+                self._warn(f"{self.name}: closing {type(sink).__name__} failed: {error}")
+
+    def status(self) -> dict:
+        """This camera for /api/status and the terminal (cheap; any thread)."""
+        current = self.tracker.current if self.tracker is not None else None
+        return {
+            "state": self._state,
+            "reason": self._state_reason,
+            "source": self.source_name,
+            "live": self.live,
+            "frames": self.metrics.frames,
+            "fps": self.metrics.current_fps(),
+            "clips": self.metrics.clips,
+            "clips_per_s": self.metrics.current_clips_per_s(),
+            "skipped_clips": self.metrics.skipped_clips,
+            "gated_clips": self.gated_clips,
+            "dropped_frames": self.dropped_frames,
+            "reconnects": self._reconnect_count(),
+            "prediction": self.latest_record,
+            "activity": None if current is None else {"activity": current[0], "since_s": current[1]},
+        }
+
+    def _reconnect_count(self) -> int:
+        return max(self.reconnects, int(getattr(self.source, "reconnects", 0) or 0))
+
+    def summary(self, interrupted_by: str | None) -> CameraSummary:
+        snapshot = self.metrics.snapshot()
+        output = self.camera.output
+        outputs = {"annotated video": output.video if self.video is not None and self.frames_written() else None,
+                   "events": output.events, "summary": output.summary}
+        subtitles = getattr(output, "subtitles", None)
+        if subtitles:
+            outputs["subtitles"] = subtitles
+        return CameraSummary(
+            camera=self.name, run_id=self.run_id, source=self.source_name, state=self._state,
+            state_reason=self._state_reason, mode=self.sampler.mode, clip_len=self.sampler.clip_len,
+            frame_step=self.sampler.frame_step, stride=self.sampler.stride,
+            preprocess_implementation=IMPLEMENTATION, frames=snapshot["frames"], clips=snapshot["clips"],
+            skipped_clips=snapshot["skipped_clips"], gated_clips=self.gated_clips,
+            dropped_frames=self.dropped_frames + int(getattr(self.source, "frames_dropped", 0) or 0),
+            reconnects=self._reconnect_count(),
+            input_fps=self.source.fps if self.source is not None else None,
+            processing_fps=snapshot["processing_fps"], clips_per_s=snapshot["clips_per_s"],
+            elapsed_s=snapshot["elapsed_s"], latency_ms=snapshot["latency_ms"], outputs=outputs,
+            warnings=tuple(self.warnings), interrupted_by=interrupted_by)
+
+    def frames_written(self) -> int:
+        return int(getattr(self.video, "frames_written", 0) or 0) if self.video is not None else 0
+
+
+def _make_tracker(camera, labels, time_base: str):
+    """The camera's activity tracker, or None when it has no activities."""
+    activities = getattr(camera, "activities", None)
+    if not activities:
+        return None
+    from edge.activities import ActivityTracker
+
+    return ActivityTracker(camera.name, activities, labels, time_base)

@@ -1,0 +1,178 @@
+"""Reading a clip model from disk and describing it: the one place models are loaded.
+
+``load_model`` reads an ``.onnx`` (converted to IR once and cached by content
+hash), an ``.xml`` or a directory holding one model, checks that it is a 5-D
+clip classifier, and returns it with a ``ModelInfo``. ``edge.runtime`` only
+compiles and infers what this module loaded.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import openvino as ov
+
+
+class ModelError(Exception):
+    """A one-line, user-facing model problem (missing file, not a clip model, label mismatch…)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the pipeline needs to know about a loaded model (input is N,C,T,H,W)."""
+
+    path: str
+    source: str
+    clip_len: int
+    size: int
+    mean: tuple[float, float, float]
+    labels: tuple[str, ...]
+    num_classes: int
+    untrained: bool
+    input_name: str
+
+
+_core_lock = threading.Lock()
+_core: ov.Core | None = None
+
+
+def core() -> ov.Core:
+    """The process-wide ``ov.Core`` (one per process is what OpenVINO recommends)."""
+    global _core
+    with _core_lock:
+        if _core is None:
+            _core = ov.Core()
+        return _core
+
+
+def resolve_model_path(path) -> Path:
+    """The model file behind ``path``: an ``.onnx``/``.xml`` file, or the one model in a directory.
+
+    In a directory an ``.xml`` wins over an ``.onnx`` of the same model (``fetch`` leaves both).
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelError(f"model not found: {path}")
+    if path.is_dir():
+        for pattern in ("*.xml", "*.onnx"):
+            found = sorted(p for p in path.glob(pattern) if not p.name.startswith("."))
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise ModelError(f"{path} holds {len(found)} models ({', '.join(p.name for p in found)}); name one")
+        raise ModelError(f"no model (.xml or .onnx) in directory {path}")
+    if path.suffix.lower() not in (".onnx", ".xml"):
+        raise ModelError(f"unsupported model file {path}: expected .onnx, .xml or a directory")
+    return path
+
+
+def _converted_ir(onnx_path: Path, cache_dir) -> Path:
+    """The IR of ``onnx_path``, converted once and cached under ``converted/<sha1>/``."""
+    from edge.models.convert import convert_model
+    from edge.models.paths import converted_dir, file_sha1
+
+    target = converted_dir(cache_dir) / file_sha1(onnx_path)[:20]
+    xml = target / f"{onnx_path.stem}.xml"
+    if xml.is_file() and xml.with_suffix(".bin").is_file():
+        return xml
+    try:
+        return convert_model(onnx_path, target)
+    except ModelError:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def _read(path: Path) -> ov.Model:
+    if path.suffix.lower() == ".xml" and not path.with_suffix(".bin").is_file():
+        raise ModelError(f"cannot read model {path}: its weights file {path.with_suffix('.bin').name} is missing")
+    try:
+        return core().read_model(path)
+    except Exception as error:  # OpenVINO raises RuntimeError with a multi-line message
+        raise ModelError(f"cannot read model {path} (corrupt or not an OpenVINO/ONNX model): "
+                         f"{openvino_reason(error)}") from None
+
+
+def openvino_reason(error: BaseException) -> str:
+    """The line of an OpenVINO exception that says what is wrong, not where in OpenVINO it was raised."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # "Exception from src/...cpp:84:" and "Check '...' failed at src/...cpp:900:" only locate the problem.
+    told = [line for line in lines if not re.match(r"(Exception from |Check '.*' failed at )\S+:\d+:?$", line)]
+    return (told or lines or [type(error).__name__])[-1 if told else 0]
+
+
+def _shape_text(partial_shape) -> str:
+    return "×".join(str(d) for d in partial_shape) if partial_shape.rank.is_static else str(partial_shape)
+
+
+def load_model(path, labels_path=None, cache_dir=None) -> tuple[ov.Model, ModelInfo]:
+    """Read a clip classifier and describe it.
+
+    ``path``: ``.onnx`` (converted once, cached by content hash under
+    ``<cache_dir or edge_home()>/converted``), ``.xml`` or a directory holding
+    one model. The returned model's input is N×C×T×H×W as stored; ``compile_model``
+    attaches the clip ring's layout. Labels: ``labels_path`` if given, else the
+    model's metadata, else the bundled Kinetics-400 list.
+
+    Raises ``ModelError``: missing/corrupt file, input not a 5-D clip, more than one
+    input or output, labels count different from the number of classes.
+    """
+    from edge.models.metadata import read_metadata
+    from edge.models.registry import bundled_labels, read_labels
+
+    source_path = resolve_model_path(path)
+    model_file = _converted_ir(source_path, cache_dir) if source_path.suffix.lower() == ".onnx" else source_path
+    model = _read(model_file)
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelError(f"{source_path}: expected one input and one output, got {len(model.inputs)} "
+                         f"and {len(model.outputs)}")
+    in_shape = model.input(0).get_partial_shape()
+    if in_shape.rank.is_dynamic or in_shape.rank.get_length() != 5 or in_shape[1].is_dynamic \
+            or in_shape[1].get_length() != 3:
+        raise ModelError(f"{source_path}: expected a 5-D clip input N×C×T×H×W (C=3), got {_shape_text(in_shape)}")
+    if in_shape.is_dynamic:
+        model.reshape([1, 3, *[d.get_length() if d.is_static else -1 for d in list(in_shape)[2:]]])
+        in_shape = model.input(0).get_partial_shape()
+        if in_shape.is_dynamic:
+            raise ModelError(f"{source_path}: clip input has dynamic dimensions {_shape_text(in_shape)}")
+    out_shape = model.output(0).get_partial_shape()
+    if out_shape.is_dynamic or out_shape.rank.get_length() == 0:
+        raise ModelError(f"{source_path}: expected a static class-score output, got {_shape_text(out_shape)}")
+    num_classes = int(out_shape[out_shape.rank.get_length() - 1].get_length())
+
+    meta = read_metadata(model)
+    try:
+        if labels_path is not None:
+            labels = read_labels(labels_path)
+        elif meta.labels is not None:
+            labels = meta.labels
+        else:
+            labels = bundled_labels()
+    except OSError as error:
+        raise ModelError(f"cannot read labels file {labels_path}: {error.strerror}") from None
+    if len(labels) != num_classes:
+        where = labels_path or ("the model metadata" if meta.labels is not None else "the bundled Kinetics-400 list")
+        raise ModelError(f"{source_path}: the model has {num_classes} classes but {where} has {len(labels)} labels")
+
+    from edge.preprocess import KINETICS_MEAN
+
+    dims = [d.get_length() for d in in_shape]
+    info = ModelInfo(
+        path=str(source_path),
+        source=meta.source or str(source_path),
+        clip_len=dims[2],
+        size=dims[3],
+        mean=tuple(meta.mean) if meta.mean is not None else KINETICS_MEAN,
+        labels=tuple(labels),
+        num_classes=num_classes,
+        untrained=bool(meta.untrained),
+        input_name=model.input(0).get_any_name() if model.input(0).get_names() else "input",
+    )
+    if dims[3] != dims[4]:
+        raise ModelError(f"{source_path}: expected a square clip (H = W), got {_shape_text(in_shape)}")
+    return model, info
+
+
