@@ -109,12 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_arguments(serve, required=True)
 
-    config = commands.add_parser("config", help="show or check a configuration")
+    config = commands.add_parser("config", help="show or check a configuration, or print its JSON Schema")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    show = config_commands.add_parser("show", help="print the effective configuration as YAML")
+    show = config_commands.add_parser(
+        "show", help="print what will run as YAML: every camera, sources and model resolved, credentials masked")
     _add_config_arguments(show)
-    validate = config_commands.add_parser("validate", help="check a configuration file; exit 0 when valid")
+    validate = config_commands.add_parser(
+        "validate", help="check a configuration file (activity labels against the model's labels); exit 0 when valid")
     validate.add_argument("path", metavar="CONFIG", help="YAML configuration file")
+    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                          help="override one config key by its dotted path (repeatable; applied last)")
+    config_commands.add_parser(
+        "schema", help="print the JSON Schema of the configuration file (for editors: "
+                       "`edge-har config schema > edge-har.schema.json`)")
 
     info = commands.add_parser("info", help="versions, devices and CPU features, for a bug report")
     info.add_argument("--json", action="store_true", help="print one JSON object")
@@ -176,14 +183,34 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from edge.config import config_to_yaml, load_config
+    from edge.config import config_json_schema, config_to_yaml, load_config
 
-    if args.config_command == "validate":
-        load_config(args.path)
-        print(f"{args.path}: valid")
+    if args.config_command == "schema":
+        print(json.dumps(config_json_schema(), indent=2, ensure_ascii=False))
         return 0
-    print(config_to_yaml(_load_run_config(args)), end="")
+    if args.config_command == "validate":
+        config = load_config(args.path, args.overrides)
+        _check_labels(config)
+        cameras = ", ".join(config.cameras)
+        print(f"{args.path}: valid ({len(config.cameras)} camera{'s' if len(config.cameras) > 1 else ''}: {cameras})")
+        return 0
+    print(config_to_yaml(_load_run_config(args), resolved=True), end="")
     return 0
+
+
+def _check_labels(config) -> None:
+    """Activity labels against the labels the model will have: model.labels if set, else the bundled Kinetics-400."""
+    from edge.config import ConfigError, check_activity_labels
+    from edge.models.registry import bundled_labels, read_labels
+
+    labels = bundled_labels()
+    if config.model.labels:
+        try:
+            labels = read_labels(config.model.labels)
+        except OSError as error:
+            raise ConfigError(f"{config.origin}: model.labels: cannot read {config.model.labels}: "
+                              f"{error.strerror or error}", origin=config.origin, key="model.labels") from None
+    check_activity_labels(config, labels)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -1,12 +1,14 @@
 """edge.config: every error class gives one line naming file and key; --set typing;
-round trips; the example and embedded default configs; YAML fuzzing."""
+round trips; the example and embedded default configs; YAML fuzzing.
+
+Cameras, ${VAR}, rules and the JSON Schema: tests/test_config_cameras.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -15,8 +17,8 @@ from hypothesis import strategies as st
 from edge import config as cfg
 from edge.config import (
     DEFAULT_OUTPUT_DIR,
-    Config,
     ConfigError,
+    ServiceConfig,
     SmoothingSpec,
     config_from_mapping,
     config_from_yaml,
@@ -30,11 +32,33 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "edge-har.example.yaml"
 
 
+# The contract (CONTRACTS.md "Config"): every key of the file and its default, written out by hand.
+CONTRACT_DEFAULTS = {
+    "model": {"path": None, "labels": None},
+    "inference": {"device": "CPU", "precision": "auto", "performance_hint": "auto", "num_requests": "auto",
+                  "cache_dir": None},
+    "sampling": {"mode": "batch", "clip_len": 16, "frame_step": 1, "stride": 1},
+    "preprocess": {"size": 112, "mean": None, "interpolation": "linear"},
+    "postprocess": {"top_k": 5, "smoothing": "none", "threshold": 0.0},
+    "gating": {"min_motion": 0.0},
+    "decode": {"hwaccel": "auto", "threads": "auto"},
+    "output": {"display": False, "video": None, "video_max_width": 1280, "subtitles": None, "events": None,
+               "include_scores": False, "summary": None, "log_every_s": 10.0, "overwrite": False,
+               "overlay_stats": True, "progress": "auto"},
+    "reconnect": {"attempts": 10, "delay_s": 0.5, "max_delay_s": 10.0, "live": "auto", "watchdog_s": 20.0,
+                  "open_timeout_s": 10.0, "read_timeout_s": 10.0},
+    "mqtt": {"host": None, "port": 1883, "topic_prefix": "edge-har", "client_id": None, "username": None,
+             "password": None, "tls": False, "ca_file": None, "homeassistant": True,
+             "discovery_prefix": "homeassistant", "spool_dir": None, "spool_max_mb": 50, "predictions": False,
+             "keepalive_s": 30},
+    "http": {"enabled": "auto", "host": "127.0.0.1", "port": 8080, "token": None},
+}
+
+
 def _leaf_keys() -> list[str]:
-    keys = ["source"]
-    for section in dataclasses.fields(Config)[1:]:
-        for leaf in dataclasses.fields(getattr(Config(), section.name)):
-            keys.append(f"{section.name}.{leaf.name}")
+    keys = ["source", "activities", "rules"]
+    for section, leaves in CONTRACT_DEFAULTS.items():
+        keys += [f"{section}.{leaf}" for leaf in leaves]
     return keys
 
 
@@ -59,26 +83,43 @@ def error_of(call, *args, **kwargs) -> str:
 
 def test_defaults_match_the_documented_contract():
     c = load_config()
-    assert c == Config()
-    assert c.source is None and c.model.path is None and c.model.labels is None
+    assert list(c.cameras) == ["main"] and c.single_camera and c.origin is None
+    camera = c.cameras["main"]
+    assert camera.name == "main" and camera.source is None and c.source is None
+    assert c.model.path is None and c.model.labels is None
     assert (c.sampling.mode, c.sampling.clip_len, c.sampling.frame_step, c.sampling.stride) == ("batch", 16, 1, 1)
-    assert (c.preprocess.size, c.preprocess.mean, c.preprocess.interpolation) == (
-        112, (114.7748, 107.7354, 99.4750), "linear")
+    assert (c.preprocess.size, c.preprocess.mean, c.preprocess.interpolation) == (112, None, "linear")
     i = c.inference
     assert (i.device, i.precision, i.performance_hint, i.num_requests, i.cache_dir) == (
-        "CPU", "auto", "latency", None, None)
+        "CPU", "auto", "auto", None, None)
     p = c.postprocess
-    assert (p.top_k, p.smoothing, p.threshold, p.smoothing_spec) == (5, "none", 0.0, SmoothingSpec("none"))
+    assert (p.top_k, str(p.smoothing), p.threshold, p.smoothing) == (5, "none", 0.0, SmoothingSpec("none"))
     o = c.output
-    assert (o.display, o.video, o.events, o.include_scores, o.summary, o.log_every_s, o.overwrite,
-            o.overlay_stats, o.progress) == (False, None, None, False, None, 10.0, False, True, "auto")
+    assert (o.display, o.video, o.video_max_width, o.subtitles, o.events, o.include_scores, o.summary,
+            o.log_every_s, o.overwrite, o.overlay_stats, o.progress) == (
+        False, None, 1280, None, None, False, None, 10.0, False, True, "auto")
     r = c.reconnect
-    assert (r.attempts, r.delay_s, r.max_delay_s, r.live) == (10, 0.5, 10.0, "auto")
+    assert (r.attempts, r.delay_s, r.max_delay_s, r.live, r.watchdog_s, r.open_timeout_s, r.read_timeout_s) == (
+        10, 0.5, 10.0, "auto", 20.0, 10.0, 10.0)
+    assert (c.gating.min_motion, c.decode.hwaccel, c.decode.threads) == (0.0, "auto", None)
+    assert c.activities == {} and c.rules == ()
+    assert (c.mqtt.host, c.mqtt.port, c.mqtt.topic_prefix, c.mqtt.spool_max_mb, c.mqtt.keepalive_s) == (
+        None, 1883, "edge-har", 50, 30)
+    assert (c.http.enabled, c.http.host, c.http.port, c.http.token) == ("auto", "127.0.0.1", 8080, None)
+    for section in ("sampling", "preprocess", "postprocess", "gating", "decode", "output", "reconnect"):
+        assert getattr(camera, section) == getattr(c, section)  # one camera, nothing overridden
+    # every key and default of the contract, as config_to_mapping writes them out
+    mapping = config_to_mapping(c)
+    for section, leaves in CONTRACT_DEFAULTS.items():
+        assert mapping[section] == leaves, section
 
 
 def test_config_is_frozen():
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        Config().sampling.clip_len = 8  # type: ignore[misc]
+    c = load_config()
+    with pytest.raises(pydantic.ValidationError):
+        c.sampling.clip_len = 8  # type: ignore[misc]
+    with pytest.raises(pydantic.ValidationError):
+        c.cameras["main"].source = "x.mp4"  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------- error classes, one line each
@@ -92,7 +133,6 @@ def test_config_is_frozen():
     ("preprocess:\n  mean: [1, 2]\n", "preprocess.mean", "3 numbers"),
     ("preprocess:\n  interpolation: cubic\n", "preprocess.interpolation", "'linear', 'area'"),
     ("inference:\n  precision: int4\n", "inference.precision", "'f32'"),
-    ("inference:\n  performance_hint: fast\n", "inference.performance_hint", "'throughput'"),
     ("inference:\n  num_requests: 0\n", "inference.num_requests", "≥ 1 or 'auto'"),
     ("postprocess:\n  top_k: 1001\n", "postprocess.top_k", "from 1 to 1000"),
     ("postprocess:\n  threshold: 1.5\n", "postprocess.threshold", "from 0.0 to 1.0"),
@@ -107,6 +147,19 @@ def test_config_is_frozen():
     ("source: -1\n", "source", "camera index ≥ 0"),
     ("source: ftp://host/clip.mp4\n", "source", "unsupported URL scheme 'ftp'"),
     ("source: ''\n", "source", "must be"),
+    ("inference:\n  performance_hint: fast\n", "inference.performance_hint", "'auto', 'latency', 'throughput'"),
+    ("gating:\n  min_motion: -1\n", "gating.min_motion", "from 0.0 to 255.0"),
+    ("decode:\n  hwaccel: cuda\n", "decode.hwaccel", "'auto', 'none', 'qsv', 'vaapi'"),
+    ("decode:\n  threads: 0\n", "decode.threads", "≥ 1 or 'auto'"),
+    ("output:\n  video_max_width: 8\n", "output.video_max_width", "≥ 16"),
+    ("reconnect:\n  watchdog_s: 0\n", "reconnect.watchdog_s", "> 0"),
+    ("reconnect:\n  open_timeout_s: -1\n", "reconnect.open_timeout_s", "> 0"),
+    ("reconnect:\n  read_timeout_s: 0\n", "reconnect.read_timeout_s", "> 0"),
+    ("mqtt:\n  port: 0\n", "mqtt.port", "from 1 to 65535"),
+    ("mqtt:\n  port: 65536\n", "mqtt.port", "from 1 to 65535"),
+    ("mqtt:\n  topic_prefix: a/+/b\n", "mqtt.topic_prefix", "without + or #"),
+    ("mqtt:\n  spool_max_mb: 0\n", "mqtt.spool_max_mb", "> 0"),
+    ("http:\n  port: 70000\n", "http.port", "from 1 to 65535"),
 ])
 def test_out_of_range_values_name_file_and_key(tmp_path, body, key, fragment):
     message = error_of(load_config, write(tmp_path, body))
@@ -119,6 +172,11 @@ def test_out_of_range_values_name_file_and_key(tmp_path, body, key, fragment):
     ("sampling:\n  clip_len: true\n", "sampling.clip_len", "an integer", "a boolean (true)"),
     ("sampling:\n  clip_len: 16.0\n", "sampling.clip_len", "an integer", "a number (16.0)"),
     ("preprocess:\n  mean: 100\n", "preprocess.mean", "a list of 3 numbers", "an integer (100)"),
+    ("gating:\n  min_motion: x\n", "gating.min_motion", "a number from 0.0 to 255.0", "the string 'x'"),
+    ("mqtt:\n  port: '1883'\n", "mqtt.port", "an integer from 1 to 65535", "the string '1883'"),
+    ("output:\n  subtitles: 1\n", "output.subtitles", "a path", "an integer (1)"),
+    ("activities: [a]\n", "activities", "a mapping", "a list of 1 items"),
+    ("rules: {a: 1}\n", "rules", "a list", "a mapping"),
     ("preprocess:\n  mean: [1, x, 3]\n", "preprocess.mean", "3 numbers", "item 2 is the string 'x'"),
     ("output:\n  display: 'yes'\n", "output.display", "true or false", "the string 'yes'"),
     ("output:\n  video: 3\n", "output.video", "a path", "an integer (3)"),
@@ -175,8 +233,8 @@ def test_top_level_must_be_a_mapping(tmp_path):
 
 
 def test_empty_file_and_null_sections_mean_defaults(tmp_path):
-    assert load_config(write(tmp_path, "# only a comment\n")) == Config()
-    assert load_config(write(tmp_path, "model:\nsampling:\n")) == Config()
+    assert load_config(write(tmp_path, "# only a comment\n")) == load_config()
+    assert load_config(write(tmp_path, "model:\nsampling:\nmqtt:\nrules:\ncameras:\n")) == load_config()
 
 
 def test_missing_unreadable_file(tmp_path):
@@ -209,20 +267,23 @@ def test_set_types_values_by_key():
     assert c.preprocess.mean == (1.0, 2.0, 3.0)
     assert c.postprocess.threshold == 1.0 and isinstance(c.postprocess.threshold, float)
     assert c.output.display is True and c.output.video == "out/annotated.mp4"
-    assert c.postprocess.smoothing == "mean:5"
-    assert c.reconnect.live == "false" and c.live is False
+    assert str(c.postprocess.smoothing) == "mean:5"
+    assert c.reconnect.live == "false" and c.cameras["main"].live is False
     assert load_config(overrides=["inference.num_requests=4"]).inference.num_requests == 4
 
 
 def test_set_source_zero_is_camera_string_zero():
     for text in ("source=0", 'source="0"'):
         c = load_config(overrides=[text])
-        assert c.source == "0" and cfg.source_kind(c.source) == "camera" and c.live
+        camera = c.cameras["main"]
+        assert camera.source == "0" and cfg.source_kind(camera.source) == "camera" and camera.live
 
 
 def test_set_text_keys_keep_number_like_values_as_text():
-    c = load_config(overrides=["model.path=2024", "output.events=2024-01-01", "inference.device=GPU.1"])
+    c = load_config(overrides=["model.path=2024", "output.events=2024-01-01", "inference.device=GPU.1",
+                               "mqtt.password=1234", "http.token=2024-01-01", "mqtt.host=10"])
     assert (c.model.path, c.output.events, c.inference.device) == ("2024", "2024-01-01", "GPU.1")
+    assert (c.mqtt.password, c.http.token, c.mqtt.host) == ("1234", "2024-01-01", "10")
     assert load_config(overrides=["output.video="]).output.video is None  # empty value is null
 
 
@@ -267,8 +328,8 @@ def test_cross_field_error_blames_the_last_layer(tmp_path):
 ])
 def test_smoothing_forms_normalise(value, normal, spec):
     c = config_from_mapping({"postprocess": {"smoothing": value}})
-    assert c.postprocess.smoothing == normal
-    assert c.postprocess.smoothing_spec == spec == cfg.parse_smoothing(value)
+    assert str(c.postprocess.smoothing) == normal
+    assert c.postprocess.smoothing == spec == cfg.parse_smoothing(value) == cfg.parse_smoothing(spec)
 
 
 @pytest.mark.parametrize("value", ["ema:0", "ema:1.5", "ema:nan", "mean:0", "mean:2.5", "mean",
@@ -292,13 +353,13 @@ def test_config_to_yaml_round_trips(tmp_path):
     assert load_config(write(tmp_path, text)) == c
     assert config_from_mapping(config_to_mapping(c)) == c
     assert config_to_mapping(c)["inference"]["num_requests"] == 3
-    assert config_to_mapping(Config())["output"]["progress"] == "auto"
+    assert config_to_mapping(load_config())["output"]["progress"] == "auto"
     odd = config_from_mapping({"source": "vidéo\x85 1.mp4", "output": {"video": "0\u2028"}})
     assert config_from_yaml(config_to_yaml(odd)) == odd  # line-break characters PyYAML mishandles raw
 
 
 def test_example_config_validates_and_is_the_defaults():
-    assert load_config(EXAMPLE) == Config()
+    assert load_config(EXAMPLE) == load_config()
 
 
 def test_example_config_comments_every_key_with_its_default():
@@ -316,7 +377,7 @@ def test_example_config_comments_every_key_with_its_default():
         dotted = key if not indent else f"{section}.{key}"
         documented[dotted] = (rest, number)
     assert sorted(documented) == sorted(LEAF_KEYS)
-    defaults = config_to_mapping(Config())
+    defaults = config_to_mapping(load_config())
     for dotted, (rest, number) in documented.items():
         if dotted == "source":
             continue  # documented by the comment block above it
@@ -335,11 +396,15 @@ def test_example_config_comments_every_key_with_its_default():
 def test_embedded_default():
     mapping = embedded_default_mapping()
     c = config_from_mapping(mapping, "default.yaml")
-    assert c.source is None
-    assert c.output.video == f"{DEFAULT_OUTPUT_DIR}/annotated.mp4"
-    assert c.output.events == f"{DEFAULT_OUTPUT_DIR}/events.jsonl"
-    assert c.output.summary == f"{DEFAULT_OUTPUT_DIR}/summary.json"
-    assert dataclasses.replace(c, output=Config().output) == Config()  # everything else is the default
+    camera = c.cameras["main"]
+    assert camera.source is None and list(c.cameras) == ["main"]
+    assert camera.output.video == f"{DEFAULT_OUTPUT_DIR}/annotated.mp4"      # README: `edge-har run` writes
+    assert camera.output.events == f"{DEFAULT_OUTPUT_DIR}/events.jsonl"      # exactly these three files
+    assert camera.output.summary == f"{DEFAULT_OUTPUT_DIR}/summary.json"
+    assert camera.output.subtitles is None
+    defaults = config_to_mapping(load_config())
+    shown = config_to_mapping(c)
+    assert {k: v for k, v in shown.items() if k != "output"} == {k: v for k, v in defaults.items() if k != "output"}
     mapping["output"]["video"] = "changed.mp4"
     assert embedded_default_mapping()["output"]["video"] == f"{DEFAULT_OUTPUT_DIR}/annotated.mp4"
 
@@ -347,22 +412,22 @@ def test_embedded_default():
 @pytest.mark.parametrize("value, stored", [(True, "true"), (False, "false"), ("auto", "auto"),
                                            ("TRUE", "true"), (None, "auto")])
 def test_auto_flags_are_normalised_strings(value, stored):
-    c = config_from_mapping({"output": {"progress": value}, "reconnect": {"live": value}})
-    assert c.output.progress == c.reconnect.live == stored
+    c = config_from_mapping({"output": {"progress": value}, "reconnect": {"live": value}, "http": {"enabled": value}})
+    assert c.output.progress == c.reconnect.live == c.http.enabled == stored
 
 
 def test_source_kinds_and_live():
     assert [cfg.source_kind(s) for s in (None, "3", "/dev/video0", "rtsp://h/s", "clip.mp4")] == [
         "sample", "camera", "camera", "url", "file"]
-    assert not Config().live
-    assert config_from_mapping({"source": "http://h/x.ts"}).live
-    assert config_from_mapping({"source": "a.mp4", "reconnect": {"live": True}}).live
+    assert not load_config().cameras["main"].live
+    assert config_from_mapping({"source": "http://h/x.ts"}).cameras["main"].live
+    assert config_from_mapping({"source": "a.mp4", "reconnect": {"live": True}}).cameras["a"].live
 
 
 # ---------------------------------------------------------------- properties (hypothesis)
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SECTION_NAMES = [name for name in (f.name for f in dataclasses.fields(Config)) if name != "source"]
+SECTION_NAMES = [*CONTRACT_DEFAULTS, "activities", "rules", "cameras"]
 KEY_NAMES = sorted({key.rsplit(".", 1)[-1] for key in LEAF_KEYS} | set(SECTION_NAMES) | {"mean", "ema"})
 
 scalars = st.one_of(
@@ -391,7 +456,7 @@ def _config_or_one_line_error(call, *args):
     except ConfigError as error:
         assert "\n" not in str(error) and str(error)
         return None
-    assert isinstance(result, Config)
+    assert isinstance(result, ServiceConfig) and result.cameras
     return result
 
 
@@ -435,7 +500,7 @@ valid_configs = st.builds(
         "reconnect": {"delay_s": delays[0], "max_delay_s": delays[0] + delays[1]},
     }),
     st.one_of(st.none(), st.integers(0, 9), st.text(min_size=1).filter(lambda s: s.strip() and "\x00" not in s
-                                                                         and "://" not in s)),
+                                                                         and "://" not in s and "${" not in s)),
     st.sampled_from(["batch", "rolling"]),
     st.integers(1, 10**6),
     st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=3, max_size=3),
@@ -444,7 +509,7 @@ valid_configs = st.builds(
               st.floats(min_value=1e-9, max_value=1.0).map(lambda a: {"ema": a})),
     st.floats(0.0, 1.0),
     st.sampled_from(["auto", True, False]),
-    st.one_of(st.none(), st.text(min_size=1).filter(lambda s: s.strip() and "\x00" not in s)),
+    st.one_of(st.none(), st.text(min_size=1).filter(lambda s: s.strip() and "\x00" not in s and "${" not in s)),
     st.tuples(st.floats(1e-6, 1e6), st.floats(0.0, 1e6)),
 )
 
