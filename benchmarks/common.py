@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -123,12 +124,13 @@ def python_env() -> dict:
     return env
 
 
-def measure_process(argv: list[str], sample_s: float = 0.1, timeout_s: float = 1800.0) -> dict:
+def measure_process(argv: list[str], sample_s: float = 0.1, timeout_s: float = 1800.0,
+                    stop_after_s: float | None = None) -> dict:
     """Run ``argv`` and measure it from outside: ``wall_s``, ``cpu_s`` (user+system, from the
     kernel's rusage at exit), ``peak_rss_mb`` (the child's VmHWM), ``samples`` — a list of
     ``[epoch_s, cpu_s, rss_mb]`` taken every ``sample_s`` with psutil (when installed), and the
     child's ``returncode`` / ``stderr_tail``. The child's own numbers are its own: nothing
-    of this process is counted.
+    of this process is counted. ``stop_after_s``: send the child SIGTERM then (a service).
     """
     try:
         import psutil
@@ -163,11 +165,16 @@ def measure_process(argv: list[str], sample_s: float = 0.1, timeout_s: float = 1
     sampler.start()
     timer = threading.Timer(timeout_s, process.kill)
     timer.start()
+    stopper = threading.Timer(stop_after_s, process.send_signal, (signal.SIGTERM,)) if stop_after_s else None
+    if stopper is not None:
+        stopper.start()
     try:
         # wait4 reaps this very child and returns its own rusage (RUSAGE_CHILDREN would mix runs).
         _, status, usage = os.wait4(process.pid, 0)
     finally:
         timer.cancel()
+        if stopper is not None:
+            stopper.cancel()
         done.set()
     process.returncode = os.waitstatus_to_exitcode(status)
     wall = time.time() - started

@@ -306,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edge-har: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `edge-har ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:
         if isinstance(error, _user_errors()):
             print(f"edge-har: error: {error}", file=sys.stderr)

@@ -103,6 +103,7 @@ class Lane:
         self._next_ticket = 0
         self._preprocess_since_clip_ms = 0.0
         self._source_done = False
+        self._final_state = (FINISHED, None)
         self._stopping = threading.Event()
         self._waiting_frames: deque[Frame] = deque()
         self.latest: Prediction | None = None
@@ -208,7 +209,7 @@ class Lane:
 
     def _work(self) -> None:
         try:
-            while not (self._source_done and not self._pending):
+            while not (self._source_done and not self._pending and not self._deferred):
                 item = self._next_item()
                 if isinstance(item, Outcome):
                     self._on_outcome(item)
@@ -224,6 +225,7 @@ class Lane:
                 else:
                     self._on_gap(payload)
             self._emit_frames(final=True)
+            self._set_state(*self._final_state)
         except Exception as exc:  # a bug in one lane must not take the service down unseen
             log.exception("%s: lane stopped: %s", self.name, exc)
             self._warn(f"{self.name}: lane stopped: {type(exc).__name__}: {exc}")
@@ -316,7 +318,7 @@ class Lane:
         if self.checks is not None and not self.live:
             for record in self.checks.finish(self.name, self._last_time_s, wall):
                 self._emit("check", record)
-        self._set_state(OFFLINE if source_error else FINISHED, source_error)
+        self._final_state = (OFFLINE if source_error else FINISHED, source_error)
 
     def _on_gap(self, gap) -> None:
         self.reconnects += 1 if not getattr(gap, "gave_up", False) else 0

@@ -51,16 +51,22 @@ def sample_clip_path() -> Path:
 
 @dataclass
 class RunResult:
-    """What a run returns: each camera's summary (as written to summary.json) and the exit status."""
+    """What a run returns: each camera's summary (as written to summary.json), the exit status and,
+    when asked for, each camera's predictions."""
 
     summaries: dict[str, dict]
     exit_code: int = 0
-    predictions: dict[str, list[Prediction]] = field(default_factory=dict)
+    camera_predictions: dict[str, list[Prediction]] = field(default_factory=dict)
 
     @property
     def summary(self) -> dict:
         """The first camera's summary (a single-camera run has only that one)."""
         return next(iter(self.summaries.values()))
+
+    @property
+    def predictions(self) -> list[Prediction]:
+        """The first camera's predictions (a single-camera run has only that one)."""
+        return next(iter(self.camera_predictions.values()), [])
 
 
 class Service:
@@ -402,11 +408,8 @@ def _source_options(camera, want_image: bool) -> dict:
 
 
 def _open_video(output, source):
-    """The annotated video sink, at most ``output.video_max_width`` wide."""
-    max_width = getattr(output, "video_max_width", None)
-    if max_width is None:
-        return VideoSink(output.video, source.fps, source.size)
-    return VideoSink(output.video, source.fps, source.size, max_width=max_width, live=source.is_live)
+    """The annotated video sink."""
+    return VideoSink(output.video, source.fps, source.size)
 
 
 def _check_model_matches(camera, info) -> None:

@@ -50,13 +50,19 @@ def core() -> ov.Core:
 
 
 def resolve_model_path(path) -> Path:
-    """The model file behind ``path``: an ``.onnx``/``.xml`` file, or the one model in a directory.
+    """The model file behind ``path``: an ``.onnx``/``.xml`` file, the one model in a directory, or a
+    name from ``edge-har model list`` (the fetched or built model of that name).
 
     In a directory an ``.xml`` wins over an ``.onnx`` of the same model (``fetch`` leaves both).
     """
     path = Path(path).expanduser()
     if not path.exists():
-        raise ModelError(f"model not found: {path}")
+        from edge.models.paths import named_model_path
+
+        named = named_model_path(str(path)) if path.parent == Path(".") else None
+        if named is None:
+            raise ModelError(f"model not found: {path}")
+        path = named
     if path.is_dir():
         for pattern in ("*.xml", "*.onnx"):
             found = sorted(p for p in path.glob(pattern) if not p.name.startswith("."))

@@ -54,6 +54,33 @@ def default_model_path(cache_dir=None) -> Path:
     return save_demo_model(demo_dir, seed=0)
 
 
+def named_model_path(name: str, cache_dir=None) -> Path | None:
+    """The model a manifest name stands for (``edge-har model list``), or None if ``name`` is no such name.
+
+    ``resnet34-kinetics-demo`` is built on first use; a real model must have been fetched:
+    ``ModelError`` tells the user how otherwise.
+    """
+    from edge.models.registry import known_models
+
+    if name not in known_models():
+        return None
+    if name == DEMO_MODEL:
+        demo_dir = models_dir(cache_dir) / DEMO_MODEL
+        demo = demo_dir / f"{DEMO_MODEL}.xml"
+        if demo.is_file() and demo.with_suffix(".bin").is_file():
+            return demo
+        from edge.models.demo import save_demo_model
+
+        return save_demo_model(demo_dir, seed=0)
+    from edge.models.loading import ModelError
+    from edge.models.registry import get_entry
+
+    fetched = models_dir(cache_dir) / name / Path(get_entry(name).filename).with_suffix(".xml")
+    if not fetched.is_file():
+        raise ModelError(f"model {name} is not fetched yet: run `edge-har model fetch {name}`")
+    return fetched
+
+
 def file_sha1(path: Path) -> str:
     """Hex SHA-1 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha1()
