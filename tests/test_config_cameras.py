@@ -130,6 +130,12 @@ def test_duplicate_camera_names_are_rejected_with_the_line(tmp_path):
     assert error_of(load_config, path) == f"{path}:4:3: YAML error: duplicate key 'sink' (first on line 2)"
 
 
+def test_the_strict_loader_is_a_safe_loader():
+    from edge.config.loader import _StrictLoader
+
+    assert issubclass(_StrictLoader, yaml.SafeLoader)
+
+
 def test_duplicate_keys_anywhere_are_rejected(tmp_path):
     path = write(tmp_path, "sampling:\n  clip_len: 8\n  mode: batch\n  clip_len: 16\n")
     assert error_of(load_config, path) == f"{path}:4:3: YAML error: duplicate key 'clip_len' (first on line 2)"

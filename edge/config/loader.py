@@ -116,10 +116,19 @@ class _StrictLoader(yaml.SafeLoader):
 _StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
 
 
+def _safe_load_strict(text: str | bytes) -> Any:
+    """``yaml.safe_load`` with ``_StrictLoader`` (a SafeLoader: no Python tags, no object construction)."""
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str | bytes, origin: str) -> Any:
     """``yaml.safe_load`` with duplicate keys rejected; ConfigError ``FILE:LINE:COL: ...`` otherwise."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        return _safe_load_strict(text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         problem = " ".join(str(error.problem or error.context or "invalid YAML").split())
@@ -375,7 +384,7 @@ def parse_override(text: Any, env: Mapping[str, str], env_keys: set[str]) -> tup
     path = tuple(key.split("."))
     leaf = _override_target(key, path)
     try:
-        value = yaml.load(raw, Loader=_StrictLoader)  # noqa: S506
+        value = _safe_load_strict(raw)
     except yaml.MarkedYAMLError as error:
         raise error_at(OVERRIDE_ORIGIN, key, f"YAML syntax error in the value: "
                                              f"{' '.join(str(error.problem or error.context).split())}") from None
