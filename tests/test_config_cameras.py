@@ -207,6 +207,8 @@ def test_camera_without_source_and_other_camera_shapes(tmp_path):
         f"{path}: cameras: expected a mapping of camera name → camera, got a list of 2 items")
     path = write(tmp_path, "source: a.mp4\ncameras:\n  sink: {source: b.mp4}\n")
     assert error_of(load_config, path).startswith(f"{path}: source: a top-level source is the single-camera shorthand")
+    # source: null (as in the embedded default) is no conflict
+    assert list(load_config(write(tmp_path, "source: null\ncameras:\n  sink: {source: b.mp4}\n")).cameras) == ["sink"]
 
 
 @pytest.mark.parametrize("key", ["events", "summary", "video", "subtitles"])
@@ -318,6 +320,24 @@ def test_set_adds_a_camera_and_replaces_rules(tmp_path):
 ])
 def test_set_mistakes_on_camera_keys(tmp_path, override, message):
     assert error_of(multi, tmp_path, overrides=[override]) == message
+
+
+def test_set_cameras_over_the_embedded_default():
+    from edge.config import embedded_default_mapping
+
+    c = load_config(None, ["cameras.a.source=a.mp4", "output.events=out/{camera}.jsonl",
+                           "output.video=out/{camera}.mp4", "output.summary=out/{camera}.json"],
+                    base=embedded_default_mapping())
+    assert c.cameras["a"].output.video == "out/a.mp4" and not c.single_camera
+    message = error_of(load_config, None, ["cameras.a.source=a.mp4", "cameras.b.source=b.mp4"],
+                       base=embedded_default_mapping())
+    assert message == ("built-in defaults: cameras a and b would both write output.video "
+                       "edge-har-out/annotated.mp4; put {camera} in the path")
+
+
+def test_set_source_is_text_like_a_path():
+    assert list(load_config(overrides=["source=2024-01-01"]).cameras.values())[0].source == "2024-01-01"
+    assert load_config(overrides=["cameras.a.source=0"]).cameras["a"].source == "0"
 
 
 def test_set_on_activities():

@@ -555,7 +555,7 @@ def build(layers: Layers, origin: str | None) -> ServiceConfig:
 
     main = layers.main_origin
     if "cameras" in raw:
-        if "source" in raw:
+        if raw.get("source") is not None:  # source: null (the embedded default's) is no conflict
             found = layers.origin_of(("source",))
             raise error_at(found[0] if found else main, "source",
                            "a top-level source is the single-camera shorthand; with cameras:, "
