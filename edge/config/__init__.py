@@ -64,6 +64,7 @@ from edge.config.values import Invalid, SmoothingSpec, smoothing_check, source_k
 from edge.urls import URL_SCHEMES, mask_credentials
 
 DEFAULT_OUTPUT_DIR = "edge-har-out"
+BASE_ORIGIN = "built-in defaults"   # how errors name what came from load_config(base=...)
 Config = ServiceConfig   # the release-1 name (edge.pipeline) until the engine replaces it
 
 __all__ = [
@@ -90,7 +91,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
     """
     layers = Layers(os.environ if env is None else env)
     if base is not None:
-        layers.add_mapping(base, "<base>")
+        layers.add_mapping(base, BASE_ORIGIN)
     origin = None
     if path is not None:
         text, origin = read_file(path)

@@ -161,6 +161,18 @@ def _masked(value: Any, is_env: Callable[[tuple], bool], path: tuple = ()) -> An
     return value.replace("${", "$${")
 
 
+def _closed_name_maps(node: Any) -> None:
+    """Camera and activity maps: a key that is not a valid name is an error, not an unchecked extra."""
+    if isinstance(node, dict):
+        if "patternProperties" in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _closed_name_maps(value)
+    elif isinstance(node, list):
+        for value in node:
+            _closed_name_maps(value)
+
+
 class _Dumper(yaml.SafeDumper):
     """Block mappings, flow lists of scalars ([1.0, 2.0, 3.0]) — what a person would write."""
 
@@ -213,6 +225,10 @@ def config_to_yaml(config: ServiceConfig, *, resolved: bool = False) -> str:
         return text
     header = ("# edge-har: the configuration that runs, resolved; loads again with -c.\n"
               "# Credentials and values from ${VAR} are shown as ***.\n")
+    if config.single_camera:
+        header += f"# One camera: {config.camera.name}.\n"
+    else:
+        header += f"# {len(config.cameras)} cameras: {', '.join(config.cameras)}.\n"
     return header + _annotate(text, notes)
 
 
@@ -228,5 +244,6 @@ def config_json_schema() -> dict:
     for prop in schema.get("properties", {}).values():
         if prop.get("default", 0) is None and {"const": "auto"} in prop.get("anyOf", ()):
             prop["default"] = "auto"
+    _closed_name_maps(schema)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": "edge-har configuration", **{k: v for k, v in schema.items() if k != "title"}}

@@ -116,10 +116,19 @@ class _StrictLoader(yaml.SafeLoader):
 _StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
 
 
+def _safe_load_strict(text: str | bytes) -> Any:
+    """``yaml.safe_load`` with ``_StrictLoader`` (a SafeLoader: no Python tags, no object construction)."""
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str | bytes, origin: str) -> Any:
     """``yaml.safe_load`` with duplicate keys rejected; ConfigError ``FILE:LINE:COL: ...`` otherwise."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        return _safe_load_strict(text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         problem = " ".join(str(error.problem or error.context or "invalid YAML").split())
@@ -375,7 +384,7 @@ def parse_override(text: Any, env: Mapping[str, str], env_keys: set[str]) -> tup
     path = tuple(key.split("."))
     leaf = _override_target(key, path)
     try:
-        value = yaml.load(raw, Loader=_StrictLoader)  # noqa: S506
+        value = _safe_load_strict(raw)
     except yaml.MarkedYAMLError as error:
         raise error_at(OVERRIDE_ORIGIN, key, f"YAML syntax error in the value: "
                                              f"{' '.join(str(error.problem or error.context).split())}") from None
@@ -445,7 +454,7 @@ def reword(error: ValidationError, layers: Layers, camera: str | None = None,
     ``cameras.NAME.…`` when the camera set it, else the top-level key it inherited.
     """
     detail = error.errors(include_url=False)[0]
-    loc = tuple(part for part in detail["loc"])
+    loc = tuple(part for part in detail["loc"] if part != "[key]")  # a bad dict key: name the key itself
     kind, context, value = detail["type"], detail.get("ctx") or {}, detail.get("input")
     problem = None
     if kind == AT_ERROR:
@@ -486,12 +495,12 @@ def _camera_path(camera: str, loc: Sequence[Any]) -> tuple:
 
 
 def _rank(layers: Layers, camera: str | None, loc: Sequence[Any]) -> tuple[int, int]:
-    """Which setting of a key came last: (layer, 1 if the camera set it)."""
+    """Which setting of a leaf came last: (layer, 1 if the camera set it)."""
     if camera is not None:
-        own = layers.origin_of(_camera_path(camera, loc), floor=2)
+        own = layers.origins.get(_camera_path(camera, loc))
         if own is not None:
             return own[1], 1
-    inherited = layers.origin_of(loc)
+    inherited = layers.origins.get(tuple(loc))
     return (inherited[1], 0) if inherited else (0, 0)
 
 
@@ -499,10 +508,13 @@ def _located(layers: Layers, camera: str | None, loc: Sequence[Any], problem: st
     path: tuple = tuple(loc)
     found = None
     if camera is not None:
-        found = layers.origin_of(_camera_path(camera, loc), floor=2)
-        if found is not None or not loc or loc[0] not in SECTIONS:
-            path = _camera_path(camera, loc)
-            found = found or layers.origin_of(path)
+        own = _camera_path(camera, loc)
+        found = layers.origins.get(own)
+        if found is not None or path not in layers.origins:
+            # the camera set it, or nobody set exactly this key: the nearest key the camera set, else the top level
+            found = found or layers.origin_of(own, floor=2)
+            if found is not None or not loc or loc[0] not in SECTIONS:
+                path = own
     if found is None:
         found = layers.origin_of(path)
     origin = found[0] if found else layers.main_origin
@@ -543,7 +555,7 @@ def build(layers: Layers, origin: str | None) -> ServiceConfig:
 
     main = layers.main_origin
     if "cameras" in raw:
-        if "source" in raw:
+        if raw.get("source") is not None:  # source: null (the embedded default's) is no conflict
             found = layers.origin_of(("source",))
             raise error_at(found[0] if found else main, "source",
                            "a top-level source is the single-camera shorthand; with cameras:, "
@@ -587,7 +599,9 @@ def _checked_cameras(value: Any, layers: Layers) -> dict[str, dict]:
     for name, camera in value.items():
         if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
             shown = scalar_text(name) if isinstance(name, str) else describe(name)
-            raise fail(("cameras", name), f"invalid camera name {shown}: use 1 to 32 of a-z 0-9 _ -")
+            found = layers.origin_of(("cameras", name))
+            raise error_at(found[0] if found else layers.main_origin, f"cameras.{key_text(name)}",
+                           f"invalid camera name {shown}: use 1 to 32 of a-z 0-9 _ -")
         if not isinstance(camera, Mapping):
             raise fail(("cameras", name), f"expected a mapping (source: and any per-camera section), "
                                           f"got {describe(camera)}")

@@ -433,7 +433,7 @@ Smoothing = leaf(smoothing_check, {"anyOf": [
      "required": ["ema"], "additionalProperties": False},
     {"type": "null"}]}, SmoothingSpec, serialize=str)
 Source = leaf(source_check, {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer", "minimum": 0},
-                                       {"type": "null"}]}, str | None)
+                                       {"type": "null"}]}, str | None, text=True)
 CameraName = leaf(name_check("camera"), {"type": "string", "pattern": f"^{NAME_PATTERN}$"}, str)
 ActivityName = leaf(name_check("activity", reserved=("none",)),  # "none" is what MQTT says when no activity runs
                     {"type": "string", "pattern": f"^{NAME_PATTERN}$", "not": {"const": "none"}}, str)
