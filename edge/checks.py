@@ -45,6 +45,7 @@ undecided one).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -237,10 +238,10 @@ class CheckEngine:
         if duration >= rule.seconds:
             passed, reason = True, f"{activity} lasted {_seconds(duration)}, at least the {needs} needed"
         elif record.get("reason", "ended") == "ended":
-            passed, reason = False, f"{activity} lasted {_seconds(duration)}, needs {needs}"
+            passed, reason = False, f"{activity} lasted {_short_of(duration, rule.seconds)}, needs {needs}"
         else:
             cut = "a stream gap" if record["reason"] == "stream gap" else "the end of the stream"
-            passed, reason = None, (f"{activity} lasted {_seconds(duration)} before {cut} cut it short, needs "
+            passed, reason = None, (f"{activity} lasted {_short_of(duration, rule.seconds)} before {cut} cut it short, needs "
                                     f"{needs}: cannot tell whether it went on")
         return self._check(rule, camera, passed, record["end_time_s"], [record["id"]], record["wall_time"], reason)
 
@@ -378,6 +379,12 @@ def _seconds(value: float) -> str:
     """A duration for a sentence: ``8.4 s``, ``20 s``, ``600 s``."""
     value = float(value)
     return f"{value:.0f} s" if value == round(value) else f"{value:.1f} s"
+
+
+def _short_of(duration: float, needed: float) -> str:
+    """A too-short duration that never reads as the needed one (19.96 s is not "20.0 s")."""
+    text = _seconds(duration)
+    return text if float(text[:-2]) < needed else f"{math.floor(duration * 100) / 100:.2f} s"
 
 
 class CameraMonitor:
