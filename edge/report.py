@@ -10,7 +10,9 @@ the PNG back): the image is ``WIDTH_PX`` wide and ``TOP_PX + rows × ROW_PX +
 BOTTOM_PX`` high; the plot spans x from ``LEFT_PX`` to ``WIDTH_PX - RIGHT_PX``
 for the time range ``[t0, t1]``; row ``i`` (0 = top) spans y from ``TOP_PX + i
 × ROW_PX`` down ``ROW_PX`` pixels. So time ``t`` is at
-``x = LEFT_PX + (t - t0) / (t1 - t0) × (WIDTH_PX - LEFT_PX - RIGHT_PX)``.
+``x = LEFT_PX + (t - t0) / (t1 - t0) × (WIDTH_PX - LEFT_PX - RIGHT_PX)``. Unless
+given, ``[t0, t1]`` is the earliest to the latest time in the records, widened
+by ``PAD_FRACTION`` of that span on each side (marks at the ends stay whole).
 Bars fill the middle ``BAR_FRACTION`` of a row; a mark is ``MARK_PX`` wide
 and fills the middle ``MARK_FRACTION``, centred on the check's ``time_s``.
 """
@@ -32,6 +34,7 @@ DPI = 100
 BAR_FRACTION = 0.6
 MARK_FRACTION = 0.9
 MARK_PX = 6
+PAD_FRACTION = 0.02  # the default time range is widened by this share of its span on each side
 
 BAR_COLOUR = "#4c72b0"
 PASSED_COLOUR = "#2ca02c"
@@ -75,7 +78,7 @@ def draw_timeline(records: Iterable[Mapping], output_path, *, time_range: tuple[
 
     ``records``: any events.jsonl objects (prediction lines only widen the
     time range; status lines are ignored). ``time_range``: ``(t0, t1)`` on the
-    records' time base; default the earliest to the latest time in them.
+    records' time base; default the earliest to the latest time in them, padded (see the module docstring).
     Raises ``ValueError`` when the records mix media time and wall time, and
     ``ImportError`` (with the install hint) without matplotlib.
     """
@@ -125,6 +128,8 @@ def draw_timeline(records: Iterable[Mapping], output_path, *, time_range: tuple[
         t0, t1 = (float(v) for v in time_range)
     else:
         t0, t1 = (min(times), max(times)) if times else (0.0, 1.0)
+        pad = (t1 - t0) * PAD_FRACTION
+        t0, t1 = t0 - pad, t1 + pad
     if t1 <= t0:
         t1 = t0 + 1.0
 

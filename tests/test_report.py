@@ -89,11 +89,11 @@ def test_default_range_spans_the_records_and_open_segments_run_to_the_end(tmp_pa
                seg("update", "cam", "smoking", 1, 100.0, duration=60.0)]  # still open at 160
     path = tmp_path / "open.png"
     timeline = draw_timeline(records, path)
-    assert (timeline.t0, timeline.t1) == (100.0, 160.0)
+    assert (timeline.t0, timeline.t1) == pytest.approx((100.0 - 1.2, 160.0 + 1.2))  # 2 % of 60 s each side
     image = cv2.imread(str(path))
-    at = lambda t, row: colour_at(image, t, row, 100.0, 160.0)  # noqa: E731
+    at = lambda t, row: colour_at(image, t, row, 98.8, 161.2)  # noqa: E731
     assert close(at(100.0, 0), RED)
-    assert close(at(130.0, 0), BAR) and close(at(159.0, 0), BAR)
+    assert close(at(130.0, 0), BAR) and close(at(161.0, 0), BAR) and close(at(99.0, 0), WHITE)
     assert close(at(105.0, 1), WHITE) and close(at(130.0, 1), BAR)
 
 
@@ -123,8 +123,9 @@ def test_cli_report(tmp_path, capsys):
     assert cli.main(["report", str(events), "-o", str(png)]) == 0
     image = cv2.imread(str(png))
     assert image is not None and image.shape[1] == WIDTH
-    # default range: 0.6 (the prediction line) to 80 (the last check)
-    assert close(colour_at(image, 20.0, 0, 0.6, 80.0), BAR)
+    # default range: 0.6 (the prediction line) to 80 (the last check), 2 % of 79.4 s more each side
+    t0, t1 = 0.6 - 1.588, 80.0 + 1.588
+    assert close(colour_at(image, 20.0, 0, t0, t1), BAR) and close(colour_at(image, 80.0, 2, t0, t1), GREY)
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(RECORDS[1]) + "\n{oops\n", encoding="utf-8")
     assert cli.main(["report", str(bad), "-o", str(tmp_path / "bad.png")]) == 2
