@@ -236,7 +236,7 @@ class CheckEngine:
         camera, activity, duration = record["camera"], record["activity"], float(record["duration_s"])
         needs = _seconds(rule.seconds)
         if duration >= rule.seconds:
-            passed, reason = True, f"{activity} lasted {_seconds(duration)}, at least the {needs} needed"
+            passed, reason = True, f"{activity} lasted {_measured(duration)}, at least the {needs} needed"
         elif record.get("reason", "ended") == "ended":
             passed, reason = False, f"{activity} lasted {_short_of(duration, rule.seconds)}, needs {needs}"
         else:
@@ -326,7 +326,7 @@ class CheckEngine:
     def _followed(self, pending: _Pending, then: Mapping) -> dict:
         first, rule = pending.first, pending.rule
         after = float(then["start_time_s"]) - pending.end
-        reason = (f"{self._step_text(rule, 1, then['camera'])} started {_seconds(after)} after "
+        reason = (f"{self._step_text(rule, 1, then['camera'])} started {_measured(after)} after "
                   f"{self._step_text(rule, 0, first['camera'])} ended (within {_seconds(rule.within_s)})")
         return self._check(rule, first["camera"], True, then["start_time_s"], [first["id"], then["id"]],
                            then["wall_time"], reason)
@@ -354,7 +354,7 @@ class CheckEngine:
     def _when(self, camera: str, time_s: float) -> str:
         if self.cameras.get(camera) == "wall":
             return datetime.fromtimestamp(float(time_s)).astimezone().strftime("%H:%M:%S")
-        return _seconds(time_s)
+        return _measured(time_s)
 
     def _check(self, rule: _Rule, camera: str, passed: bool | None, time_s: float, ids: list[str],
                wall_time: str, reason: str) -> dict:
@@ -376,14 +376,18 @@ class CheckEngine:
 
 
 def _seconds(value: float) -> str:
-    """A duration for a sentence: ``8.4 s``, ``20 s``, ``600 s``."""
-    value = float(value)
-    return f"{value:.0f} s" if value == round(value) else f"{value:.1f} s"
+    """A configured limit for a sentence: ``20 s``, ``600 s``, ``2.5 s``."""
+    return f"{float(value):g} s"
+
+
+def _measured(value: float) -> str:
+    """A measured time or duration for a sentence: ``8.4 s``, ``20.0 s``."""
+    return f"{float(value):.1f} s"
 
 
 def _short_of(duration: float, needed: float) -> str:
     """A too-short duration that never reads as the needed one (19.96 s is not "20.0 s")."""
-    text = _seconds(duration)
+    text = _measured(duration)
     return text if float(text[:-2]) < needed else f"{math.floor(duration * 100) / 100:.2f} s"
 
 
