@@ -397,6 +397,11 @@ class CameraMonitor:
     Per prediction: the tracker observes the clip, each activity record goes
     to the engine, then the engine's clock advances to the clip's time. The
     returned list is what to write, in order (activity and check records).
+
+    The lane calls ``on_prediction(record, prediction.probabilities)`` with the
+    prediction's events.jsonl object (``"gated": true`` for a gated clip),
+    ``on_gap(gap_record)`` for a stream gap, ``on_clock(time.time(), now)``
+    for a live camera while idle, and ``on_end(now)`` when the camera stops.
     """
 
     def __init__(self, tracker: ActivityTracker, engine: CheckEngine) -> None:
@@ -422,6 +427,19 @@ class CameraMonitor:
         out = self._judge(activities)
         out.extend(self.engine.advance(self.camera, self.last_time, wall_time))
         return out
+
+    def on_clock(self, time_s: float, wall_time: str) -> list[dict]:
+        """A live camera's wall-clock tick (Unix seconds): fail the deadlines passed while no prediction came.
+
+        Call it from the lane's own thread (serialised with ``on_prediction``),
+        e.g. when its wait for the next clip times out at ``next_deadline()``.
+        For files, never: their deadlines pass on media time, with the predictions.
+        """
+        return self.engine.advance(self.camera, time_s, wall_time)
+
+    def next_deadline(self) -> float | None:
+        """When ``on_clock`` next has something to judge for this camera (Unix seconds for live), or None."""
+        return self.engine.next_deadline(self.camera)
 
     def on_gap(self, record: Mapping) -> list[dict]:
         """A stream gap (its events.jsonl record): open segments end with reason ``stream gap``."""

@@ -303,3 +303,20 @@ def test_camera_monitor_order_and_deadline_on_prediction_times():
     assert out[-1]["wall_time"] == "w8.0"
     out = prediction(9.0, [0, 0.9, 0.1]) + monitor.on_end("the end")
     assert [(r.get("type"), r.get("reason")) for r in out] == [("start", None), ("end", "end of stream")]
+
+
+def test_camera_monitor_clock_catches_a_deadline_while_no_clip_comes():
+    labels = ("smoking", "washing hands", "other")
+    specs = {"smoking": Activity(("smoking",)), "handwash": Activity(("washing hands",))}
+    engine = CheckEngine([AFTER], {"live": "wall"})
+    monitor = CameraMonitor(ActivityTracker("live", specs, labels, "wall"), engine)
+    t0 = 1795852800.0  # 2026-11-28T08:00:00Z, as the wall_time of each prediction says
+    for second, p in ((0, [0.9, 0, 0.1]), (1, [0.9, 0, 0.1]), (4, [0, 0, 1])):
+        monitor.on_prediction({"wall_time": f"2026-11-28T08:00:0{second}+00:00", "end_time_s": 99.0},
+                              np.array(p, dtype=np.float32))
+    # smoking ended at t0 + 1 (noticed at t0 + 4): due at t0 + 6; the stream is silent after that
+    assert monitor.next_deadline() == t0 + 6
+    assert monitor.on_clock(t0 + 5.9, "w") == []
+    [check] = monitor.on_clock(t0 + 6.2, "w")
+    assert (check["passed"], check["time_s"], check["time_base"]) == (False, t0 + 6, "wall")
+    assert monitor.next_deadline() is None
