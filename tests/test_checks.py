@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.activities import ActivityTracker
 from edge.checks import CameraMonitor, CheckEngine
@@ -320,3 +322,45 @@ def test_camera_monitor_clock_catches_a_deadline_while_no_clip_comes():
     [check] = monitor.on_clock(t0 + 6.2, "w")
     assert (check["passed"], check["time_s"], check["time_base"]) == (False, t0 + 6, "wall")
     assert monitor.next_deadline() is None
+
+
+# ---------------------------------------------------------------- cross-camera judgements do not depend on thread timing
+
+@settings(max_examples=150, deadline=None)
+@given(smoke_ends=st.lists(st.floats(0, 100), max_size=6), wash_starts=st.lists(st.floats(0, 120), max_size=6),
+       sink_end=st.floats(0, 130), within_s=st.floats(0.5, 20), order=st.lists(st.booleans(), min_size=30, max_size=30))
+def test_followed_by_across_cameras_is_independent_of_interleaving(smoke_ends, wash_starts, sink_end, within_s, order):
+    smoke_ends, wash_starts = sorted(smoke_ends), sorted(t for t in wash_starts if t <= sink_end)
+    rule = Rule("r", "followed_by", first="smoking@yard", then="handwash@sink", within_s=within_s)
+    engine = CheckEngine([rule], {"yard": "media", "sink": "media"})
+    yard = [("on", act("end", "yard", "smoking", n + 1, max(0.0, e - 1), e)) for n, e in enumerate(smoke_ends)]
+    yard.append(("finish", "yard", 200.0))
+    sink = []
+    for n, s in enumerate(wash_starts):
+        sink += [("on", act("start", "sink", "handwash", n + 1, s)), ("advance", "sink", s)]
+    sink.append(("finish", "sink", sink_end))
+    out, streams, turn = [], [yard, sink], 0
+    while yard or sink:  # a random interleaving of the two lanes, each in its own order
+        pick = yard if (order[turn % len(order)] and yard) or not sink else sink
+        turn += 1
+        step = pick.pop(0)
+        if step[0] == "on":
+            out += engine.on_activity(step[1])
+        elif step[0] == "advance":
+            out += engine.advance(step[1], step[2], "w")
+        else:
+            out += engine.finish(step[1], step[2], "w")
+    # the oracle, by brute force over the timeline
+    expected = []
+    for n, end in enumerate(smoke_ends):
+        first_id = f"yard-smoking-{n + 1}"
+        in_time = [(s, m) for m, s in enumerate(wash_starts) if end <= s <= end + within_s]
+        if in_time:
+            s, m = in_time[0]
+            expected.append((True, round(s, 6), [first_id, f"sink-handwash-{m + 1}"]))
+        elif sink_end >= end + within_s:
+            expected.append((False, round(end + within_s, 6), [first_id]))
+        else:
+            expected.append((None, round(max(sink_end, end), 6), [first_id]))
+    got = sorted(((c["passed"], c["time_s"], c["activity_ids"]) for c in out), key=lambda v: v[2][0])
+    assert got == sorted(expected, key=lambda v: v[2][0])
