@@ -196,12 +196,21 @@ class CheckEngine:
         with self._lock:
             return self._advance(camera, float(time_s), wall_time)
 
-    def finish(self, camera: str, time_s: float, wall_time: str) -> list[dict]:
+    def finish(self, camera: str, time_s: float | None, wall_time: str) -> list[dict]:
         """``camera`` ended at ``time_s`` (end of a file): deadlines up to ``time_s`` fail, later ones are undecided.
 
-        Feed the end records of the camera's last segments (``ActivityTracker.interrupt``) first.
+        ``time_s`` None: the camera never observed a clip (its deadlines are
+        undecided). Feed the end records of the camera's last segments
+        (``ActivityTracker.interrupt``) first.
         """
         with self._lock:
+            if time_s is None:
+                time_s = self._clock.get(camera)
+            if time_s is None:
+                self._finished[camera] = float("-inf")
+                pending = [p for p in self._pending if p.judge_camera == camera]
+                self._pending = [p for p in self._pending if p.judge_camera != camera]
+                return [self._undecided(p, None, wall_time) for p in pending]
             time_s = max(float(time_s), self._clock.get(camera, float(time_s)))
             checks = self._advance(camera, time_s, wall_time)
             self._finished[camera] = time_s
@@ -305,6 +314,8 @@ class CheckEngine:
                     return [self._followed(pending, then)]
             if pending.judge_camera in self._finished:
                 final = self._finished[pending.judge_camera]
+                if final == float("-inf"):
+                    return [self._undecided(pending, None, record["wall_time"])]
                 if pending.deadline <= final:
                     return [self._missed(pending, record["wall_time"])]
                 return [self._undecided(pending, final, record["wall_time"])]
@@ -338,11 +349,15 @@ class CheckEngine:
                   f"{_seconds(rule.within_s)}")
         return self._check(rule, first["camera"], False, pending.deadline, [first["id"]], wall_time, reason)
 
-    def _undecided(self, pending: _Pending, time_s: float, wall_time: str) -> dict:
+    def _undecided(self, pending: _Pending, time_s: float | None, wall_time: str) -> dict:
         first, rule = pending.first, pending.rule
-        reason = (f"{self._step_text(rule, 0, first['camera'])} ended at {self._when(first['camera'], pending.end)}; "
-                  f"the stream ended at {self._when(pending.judge_camera, time_s)}, before the "
-                  f"{_seconds(rule.within_s)} for {rule.steps[1].activity} ran out")
+        ended = f"{self._step_text(rule, 0, first['camera'])} ended at {self._when(first['camera'], pending.end)}; "
+        if time_s is None or time_s == float("-inf"):
+            reason = f"{ended}camera {pending.judge_camera} saw nothing, so whether {rule.steps[1].activity} followed is unknown"
+            time_s = pending.end
+        else:
+            reason = (f"{ended}the stream ended at {self._when(pending.judge_camera, time_s)}, before the "
+                      f"{_seconds(rule.within_s)} for {rule.steps[1].activity} ran out")
         return self._check(rule, first["camera"], None, max(time_s, pending.end), [first["id"]], wall_time, reason)
 
     # -- records --------------------------------------------------------------------------------
@@ -451,7 +466,7 @@ class CameraMonitor:
         The end time is the last observed clip's time, which a replay also knows.
         """
         out = self._judge(self.tracker.interrupt(self._time(), "end of stream", wall_time))
-        out.extend(self.engine.finish(self.camera, self._time(), wall_time))
+        out.extend(self.engine.finish(self.camera, self.last_time, wall_time))
         return out
 
     def _time(self) -> float:

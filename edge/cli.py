@@ -126,7 +126,9 @@ def _add_replay_report_parsers(commands) -> None:
         description="Re-run the config's activities and rules on the prediction lines of an events.jsonl and "
         "print the activity and check events as JSON lines, as the live run wrote them (apart from wall_time).",
     )
-    replay.add_argument("events", metavar="EVENTS.jsonl", help="events file written by `edge-har run` or `serve`")
+    replay.add_argument("events", nargs="+", metavar="EVENTS.jsonl",
+                        help="events file(s) written by `edge-har run` or `serve` (one per camera for rules "
+                        "that span cameras)")
     replay.add_argument("-c", "--config", required=True, metavar="CONFIG",
                         help="YAML configuration with the activities and rules to apply")
     replay.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -243,20 +245,19 @@ def _format_description(description: dict) -> str:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from edge.config import load_config
-    from edge.replay import ReplayError, replay
+    from edge.replay import ReplayError, replay_files
 
     config = load_config(args.config, args.overrides)
     try:
-        with open(args.events, encoding="utf-8") as lines:
-            for record in replay(lines, config, camera=args.camera):
-                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for record in replay_files(args.events, config, camera=args.camera):
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     except ReplayError as error:
-        print(f"edge-har: error: {args.events}: {error}", file=sys.stderr)
+        print(f"edge-har: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as error:
         if isinstance(error, BrokenPipeError):  # `edge-har replay ... | head`
             return 0
-        print(f"edge-har: error: cannot read {args.events}: {error.strerror or error}", file=sys.stderr)
+        print(f"edge-har: error: cannot read {error.filename}: {error.strerror or error}", file=sys.stderr)
         return EXIT_USER_ERROR
     return 0
 

@@ -32,12 +32,13 @@ such a deadline reads undecided.
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from edge.activities import ActivityTracker, setting
+from edge.activities import ActivityTracker, setting, wall_seconds
 from edge.checks import CameraMonitor, CheckEngine
 
 
@@ -97,10 +98,10 @@ class _Run:
         self.monitors: dict[str, CameraMonitor] = {}
         self.last_wall: dict[str, str] = {}
 
-    def monitor(self, camera: str, number: int) -> CameraMonitor:
+    def monitor(self, camera: str, where: str) -> CameraMonitor:
         if camera not in self.monitors:
             if camera not in self.cameras:
-                raise ReplayError(f"line {number}: camera {camera!r} is not in the config "
+                raise ReplayError(f"{where}: camera {camera!r} is not in the config "
                                   f"(cameras: {', '.join(self.cameras)})")
             specs = setting(self.cameras[camera], "activities", {}) or {}
             try:
@@ -114,6 +115,10 @@ class _Run:
         out = []
         for camera, monitor in self.monitors.items():
             out.extend(monitor.on_end(self.last_wall.get(camera, "")))
+        last = list(self.last_wall.values())[-1:] or [""]
+        for camera in self.engine.cameras:  # cameras without lines here: their deadlines are undecided
+            if camera not in self.monitors:
+                out.extend(self.engine.finish(camera, None, last[0]))
         return out
 
 
@@ -122,25 +127,25 @@ def _f32(value) -> float:
     return float(np.float32(value))
 
 
-def activity_scores(record: Mapping, tracker: ActivityTracker, number: int) -> dict[str, float]:
+def activity_scores(record: Mapping, tracker: ActivityTracker, where: str) -> dict[str, float]:
     """Each activity's score for a prediction line, from ``scores`` or bounded by ``top_k``.
 
-    Raises ``ReplayError`` (naming line ``number``) when top_k cannot decide an activity.
+    Raises ``ReplayError`` (starting with ``where``, e.g. ``"line 12"``) when top_k cannot decide an activity.
     """
     if "scores" in record and record["scores"] is not None:
         values = record["scores"]
         if not isinstance(values, list) or len(values) != len(tracker.labels):
             size = len(values) if isinstance(values, list) else "no list of"
-            raise ReplayError(f"line {number}: 'scores' has {size} values but the model has "
+            raise ReplayError(f"{where}: 'scores' has {size} values but the model has "
                               f"{len(tracker.labels)} labels")
         return tracker.activity_scores(np.array([_f32(v) for v in values], dtype=np.float32))
     top_k = record.get("top_k")
     if not isinstance(top_k, list):
-        raise ReplayError(f"line {number}: a prediction line needs 'top_k' or 'scores'")
+        raise ReplayError(f"{where}: a prediction line needs 'top_k' or 'scores'")
     try:
         found = {str(item["label"]): _f32(item["score"]) for item in top_k}
     except (TypeError, KeyError, ValueError):
-        raise ReplayError(f"line {number}: 'top_k' must be a list of {{label, score}}") from None
+        raise ReplayError(f"{where}: 'top_k' must be a list of {{label, score}}") from None
     kth = min(found.values()) if found else 1.0
     complete = len(found) >= len(tracker.labels)
     scores = {}
@@ -150,7 +155,7 @@ def activity_scores(record: Mapping, tracker: ActivityTracker, number: int) -> d
         upper = present + missing * kth
         if present < spec.min_score <= upper:
             raise ReplayError(
-                f"line {number}: top_k cannot tell whether {name} is active (its labels outside the top "
+                f"{where}: top_k cannot tell whether {name} is active (its labels outside the top "
                 f"{len(found)} could bring it to {upper:.3f}, min_score {spec.min_score:g}); record the events "
                 "with output.include_scores: true")
         scores[name] = present
@@ -180,23 +185,58 @@ def replay(lines: Iterable[str], config, camera: str | None = None) -> Iterator[
     and ``live``, ``rules``, ``model``). ``camera``: only that camera's lines.
     A config with one camera also takes lines of a differently named camera
     (``run`` names its camera after the file). Raises ``ReplayError`` (one
-    line) for a line that is not JSON, a camera not in the config, or an
-    activity that top_k cannot decide.
+    line, starting ``line N:``) for a line that is not JSON, a camera not in
+    the config, or an activity that top_k cannot decide.
     """
+    def numbered():
+        for number, line in enumerate(lines, 1):
+            record = parse_line(line, number)
+            if record is not None:
+                yield f"line {number}", record
+
+    return _replay(numbered(), config, camera)
+
+
+def replay_files(paths: Sequence, config, camera: str | None = None) -> Iterator[dict]:
+    """``replay`` of one or more events files (e.g. one per camera), merged in ``wall_time`` order.
+
+    A cross-camera rule needs every camera it names. Errors start with
+    ``"FILE: line N:"``; ``OSError`` when a file cannot be read. The judgements
+    do not depend on how the cameras' lines interleave (only the order of the
+    output may differ from the live run's between cameras).
+    """
+    def lines_of(path):
+        with open(path, encoding="utf-8") as handle:
+            key = float("-inf")
+            for number, line in enumerate(handle, 1):
+                try:
+                    record = parse_line(line, number)
+                except ReplayError as error:
+                    raise ReplayError(f"{path}: {error}") from None
+                if record is None or record.get("event", "prediction") not in ("prediction", "gap"):
+                    continue
+                try:
+                    key = max(key, wall_seconds(record["wall_time"]))
+                except (KeyError, TypeError, ValueError):
+                    pass  # keeps its place after the line before; _replay reports it
+                yield key, f"{path}: line {number}", record
+
+    merged = heapq.merge(*(lines_of(path) for path in paths), key=lambda item: item[0])
+    return _replay(((where, record) for _, where, record in merged), config, camera)
+
+
+def _replay(records: Iterable[tuple[str, dict]], config, camera: str | None) -> Iterator[dict]:
     cameras = config_cameras(config)
     labels: tuple[str, ...] | None = None
     run: _Run | None = None
-    for number, line in enumerate(lines, 1):
-        record = parse_line(line, number)
-        if record is None:
-            continue
+    for where, record in records:
         kind = record.get("event", "prediction")
         if kind not in ("prediction", "gap"):
             continue
         name = record.get("camera") or camera
         if name is None:
             if len(cameras) != 1:
-                raise ReplayError(f"line {number}: the line names no camera; pass --camera")
+                raise ReplayError(f"{where}: the line names no camera; pass --camera")
             name = next(iter(cameras))
         if camera is not None and name != camera:
             continue
@@ -210,10 +250,10 @@ def replay(lines: Iterable[str], config, camera: str | None = None) -> Iterator[
             if name not in cameras and len(cameras) == 1:
                 known = {name: next(iter(cameras.values()))}
             run = _Run(run_id, config, labels, known)
-        monitor = run.monitor(name, number)
+        monitor = run.monitor(name, where)
         wall_time = record.get("wall_time")
         if not isinstance(wall_time, str):
-            raise ReplayError(f"line {number}: no 'wall_time'")
+            raise ReplayError(f"{where}: no 'wall_time'")
         run.last_wall[name] = wall_time
         try:
             if kind == "gap":
@@ -221,8 +261,8 @@ def replay(lines: Iterable[str], config, camera: str | None = None) -> Iterator[
             elif record.get("gated"):
                 yield from monitor.on_prediction(record, scores=None)
             else:
-                yield from monitor.on_prediction(record, scores=activity_scores(record, monitor.tracker, number))
+                yield from monitor.on_prediction(record, scores=activity_scores(record, monitor.tracker, where))
         except (KeyError, TypeError, ValueError) as error:
-            raise ReplayError(f"line {number}: not a prediction line edge-har wrote ({error!r})") from None
+            raise ReplayError(f"{where}: not a prediction line edge-har wrote ({error!r})") from None
     if run is not None:
         yield from run.end()

@@ -364,3 +364,14 @@ def test_followed_by_across_cameras_is_independent_of_interleaving(smoke_ends, w
             expected.append((None, round(max(sink_end, end), 6), [first_id]))
     got = sorted(((c["passed"], c["time_s"], c["activity_ids"]) for c in out), key=lambda v: v[2][0])
     assert got == sorted(expected, key=lambda v: v[2][0])
+
+
+def test_a_then_camera_that_saw_nothing_leaves_the_deadline_undecided():
+    rule = Rule("r", "followed_by", first="smoking@yard", then="handwash@sink", within_s=5)
+    engine = CheckEngine([rule], {"yard": "media", "sink": "media"})
+    engine.on_activity(act("end", "yard", "smoking", 1, 3.0, 10.0))
+    [check] = engine.finish("sink", None, "w")  # the sink never observed a clip
+    assert verdicts([check]) == [("r", "yard", None, 10.0, ["yard-smoking-1"])]
+    assert check["reason"] == "smoking on yard ended at 10.0 s; camera sink saw nothing, so whether handwash followed is unknown"
+    [late] = engine.on_activity(act("end", "yard", "smoking", 2, 20.0, 30.0))
+    assert late["passed"] is None

@@ -306,14 +306,14 @@ def serve_two_cameras(yard_video, sink_video, model_xml, cache, out: Path, clips
             process.kill()
             process.wait(10)
     assert process.returncode in (0, 130), stderr
-    return {name: read_events(f) for name, f in files.items()}
+    return {name: read_events(f) for name, f in files.items()}, path
 
 
 @pytest.mark.parametrize("washed", [True, False])
 def test_followed_by_across_two_cameras(colour_model_xml, compiled_cache, script_video, tmp_path, washed):
     yard = script_video([("grey", 1.28), ("green", 2.56), ("grey", 10.24)])
     sink = script_video([("grey", 5.12), ("red", 2.56), ("grey", 6.4)] if washed else [("grey", 14.08)])
-    events = serve_two_cameras(yard, sink, colour_model_xml, compiled_cache, tmp_path, clips=22)  # 352 frames
+    events, config = serve_two_cameras(yard, sink, colour_model_xml, compiled_cache, tmp_path, clips=22)  # 352 frames
     all_checks = checks(events["yard"]) + checks(events["sink"])
     [check] = [c for c in all_checks if c["rule"] == "wash-after-smoking"]
     smoke_end = [e for e in activities(events["yard"], "smoking") if e["type"] == "end"][0]
@@ -328,6 +328,18 @@ def test_followed_by_across_two_cameras(colour_model_xml, compiled_cache, script
         assert "handwash on sink did not start within 5 s" in check["reason"]
     # smoking at the yard does not count as smoking anywhere else, and vice versa
     assert not activities(events["sink"], "smoking") and not activities(events["yard"], "handwash")
+    # replay of both cameras' files: the same judgement, the same segments per camera
+    result = edge_har("replay", tmp_path / "yard" / "events.jsonl", tmp_path / "sink" / "events.jsonl",
+                      "-c", config, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    replayed = [json.loads(line) for line in result.stdout.splitlines()]
+
+    def strip(records):
+        return [{k: v for k, v in r.items() if k not in ("wall_time", "run_id")} for r in records]
+
+    assert strip(checks(replayed)) == strip([check])
+    for name in ("yard", "sink"):
+        assert strip(r for r in activities(replayed) if r["camera"] == name) == strip(activities(events[name]))
 
 
 # ---------------------------------------------------------------- a live stream: wall time

@@ -239,3 +239,27 @@ def test_each_run_id_starts_afresh_and_camera_filter():
         list(replay([json.dumps(prediction_line(0, wash, "kitchen"))], config))
     # a one-camera config takes the camera `run` named after the file
     assert {r["camera"] for r in replay([json.dumps(prediction_line(0, wash, "kitchen"))], make_config())} == {"kitchen"}
+
+
+def test_replay_files_merges_cameras_for_a_rule_that_spans_them(tmp_path):
+    from edge.replay import replay_files
+
+    rule = Rule("wash-after-smoking", "followed_by", first="smoking@yard", then="handwash@sink", within_s=5)
+    config = make_config(("yard", "sink"), rules=[rule])
+    yard = [distribution()] * 2 + [distribution(smoke=0.9)] * 3 + [distribution()] * 15
+    sink = [distribution()] * 8 + [distribution(wash=0.9)] * 3 + [distribution()] * 9
+    for name, script in (("yard", yard), ("sink", sink)):
+        (tmp_path / f"{name}.jsonl").write_text(
+            "".join(json.dumps(prediction_line(k, p, name)) + "\n" for k, p in enumerate(script)), encoding="utf-8")
+    out = list(replay_files([tmp_path / "yard.jsonl", tmp_path / "sink.jsonl"], config))
+    [check] = [r for r in out if r["event"] == "check"]
+    # smoking: clips 2–4, ends at 4 × 0.64 + 0.6 = 3.16; handwash starts at clip 8: 5.72 ≤ 3.16 + 5
+    assert (check["passed"], check["camera"], check["time_s"]) == (True, "yard", pytest.approx(5.72))
+    assert check["activity_ids"] == ["yard-smoking-1", "sink-handwash-1"]
+    # one camera alone cannot tell: the sink's clock never moves, so the deadline stays undecided
+    [alone] = [r for r in replay_files([tmp_path / "yard.jsonl"], config) if r["event"] == "check"]
+    assert alone["passed"] is None and alone["reason"] == (
+        "smoking on yard ended at 3.2 s; camera sink saw nothing, so whether handwash followed is unknown")
+    (tmp_path / "bad.jsonl").write_text('{"event": "status"}\n\n[\n', encoding="utf-8")
+    with pytest.raises(ReplayError, match=r"bad\.jsonl: line 3: not JSON"):
+        list(replay_files([tmp_path / "yard.jsonl", tmp_path / "bad.jsonl"], config))
