@@ -63,7 +63,7 @@ def test_one_segment_start_update_end():
         ("end", "sink-handwash-1", 3.0, 9.0, 6.0, "ended"),
     ]
     assert [t for t, _ in records] == [3, 8, 11]
-    start, update, end = (r for _, r in records)
+    start, _, end = (r for _, r in records)
     assert end["peak_score"] == pytest.approx(0.8)
     assert end["time_base"] == "media" and end["camera"] == "sink" and end["activity"] == "handwash"
     assert end["wall_time"] == "w11"

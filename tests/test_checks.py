@@ -339,7 +339,7 @@ def test_followed_by_across_cameras_is_independent_of_interleaving(smoke_ends, w
     for n, s in enumerate(wash_starts):
         sink += [("on", act("start", "sink", "handwash", n + 1, s)), ("advance", "sink", s)]
     sink.append(("finish", "sink", sink_end))
-    out, streams, turn = [], [yard, sink], 0
+    out, turn = [], 0
     while yard or sink:  # a random interleaving of the two lanes, each in its own order
         pick = yard if (order[turn % len(order)] and yard) or not sink else sink
         turn += 1
