@@ -149,7 +149,33 @@ def build_parser() -> argparse.ArgumentParser:
     model_info.add_argument("model", metavar="MODEL", help="model: .xml (OpenVINO IR), .onnx, or a directory holding one")
     model_info.add_argument("--json", action="store_true", help="print one JSON object")
     model_commands.add_parser("list", help="the models the manifest knows")
+    _add_replay_report_parsers(commands)
     return parser
+
+
+def _add_replay_report_parsers(commands) -> None:
+    replay = commands.add_parser(
+        "replay",
+        help="re-run activities and checks on a recorded events.jsonl (tune thresholds without video)",
+        description="Re-run the config's activities and rules on the prediction lines of an events.jsonl and "
+        "print the activity and check events as JSON lines, as the live run wrote them (apart from wall_time).",
+    )
+    replay.add_argument("events", nargs="+", metavar="EVENTS.jsonl",
+                        help="events file(s) written by `edge-har run` or `serve` (one per camera for rules "
+                        "that span cameras)")
+    replay.add_argument("-c", "--config", required=True, metavar="CONFIG",
+                        help="YAML configuration with the activities and rules to apply")
+    replay.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key by its dotted path (repeatable)")
+    replay.add_argument("--camera", metavar="NAME", help="replay only this camera's lines")
+    report = commands.add_parser(
+        "report",
+        help="draw activities and checks as a timeline PNG (extra: report)",
+        description="Draw one row per camera and activity: segments as bars, passed checks green, failed red. "
+        "The time axis is wall-clock time for live cameras, media seconds for files.",
+    )
+    report.add_argument("events", nargs="+", metavar="EVENTS.jsonl", help="one or more events files")
+    report.add_argument("-o", "--output", required=True, metavar="PNG", help="where to write the timeline")
 
 
 def _load_run_config(args: argparse.Namespace):
@@ -277,7 +303,52 @@ def _format_description(description: dict) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"run": _cmd_run, "serve": _cmd_serve, "config": _cmd_config, "info": _cmd_info, "model": _cmd_model}
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.replay import ReplayError, replay_files
+
+    config = load_config(args.config, args.overrides)
+    try:
+        for record in replay_files(args.events, config, camera=args.camera):
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    except ReplayError as error:
+        print(f"edge-har: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:
+        if isinstance(error, BrokenPipeError):  # `edge-har replay ... | head`
+            return 0
+        print(f"edge-har: error: cannot read {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from edge.replay import ReplayError, parse_line
+
+    records = []
+    for path in args.events:
+        try:
+            with open(path, encoding="utf-8") as lines:
+                records.extend(r for number, line in enumerate(lines, 1) if (r := parse_line(line, number)))
+        except ReplayError as error:
+            print(f"edge-har: error: {path}: {error}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        except OSError as error:
+            print(f"edge-har: error: cannot read {path}: {error.strerror or error}", file=sys.stderr)
+            return EXIT_USER_ERROR
+    try:
+        from edge.report import draw_timeline
+
+        draw_timeline(records, args.output)
+    except (ImportError, ValueError, OSError) as error:
+        print(f"edge-har: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(f"timeline written to {args.output}")
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "serve": _cmd_serve, "config": _cmd_config, "info": _cmd_info, "model": _cmd_model,
+            "replay": _cmd_replay, "report": _cmd_report}
 
 
 def _configure_logging(args: argparse.Namespace) -> None:

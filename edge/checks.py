@@ -1,0 +1,480 @@
+"""Procedure checks: rules over activity segments, judged into ``check`` records (a failure is an alert).
+
+Rule kinds (``rules:`` in the config; objects with ``name, kind, activity,
+seconds, steps, first, then, within_s, cameras``):
+
+- ``min_duration`` (``activity``, ``seconds``): judged when a segment of the
+  activity ends. Shorter than ``seconds`` fails; a segment cut short by a
+  stream gap or the end of the stream and still too short is undecided
+  (``passed: null``) — nobody knows whether it went on.
+- ``forbidden`` (``activity``): fails when a segment of the activity starts.
+- ``sequence`` (``steps``, ``within_s``): judged whenever a step after the
+  first starts, at time T: the earlier steps must each have a segment seen
+  (open, or ended at or after ``T - within_s``) that started before the next
+  step's, in step order. Steps must differ.
+- ``followed_by`` (``first``, ``then``, ``within_s``): when a ``first``
+  segment ends at E, it passes as soon as a ``then`` segment starts in
+  ``[E, E + within_s]`` (also when that start was seen before the end of
+  ``first`` was noticed) and fails at the deadline ``E + within_s`` otherwise
+  — an absence, caught by ``advance``. At the end of a file ``finish`` judges
+  the deadlines the file's end passed; one still pending is undecided.
+
+A step is ``activity`` or ``activity@camera``. Without ``@`` a rule runs
+separately on each camera it applies to (``cameras`` on the rule, default
+all). With ``@`` somewhere in the rule, the rule is one, service-wide: a step
+with ``@camera`` only matches that camera, a step without matches any camera
+of the rule. Times of different cameras are compared, so those cameras must
+share a time base (two files started together, or live cameras).
+
+Time: each camera's ``time_base`` (``media`` seconds for files, ``wall`` Unix
+seconds for live sources); ``advance(camera, t)`` says that every activity of
+``camera`` up to time ``t`` has been reported. A ``followed_by`` deadline is
+judged on the clock of the ``then`` step's camera (or of ``first``'s camera
+when ``then`` is not tied to one): only that camera can tell that ``then``
+did not happen, however far behind it runs.
+
+Check records (CONTRACTS.md): ``{"event": "check", "rule", "kind", "camera",
+"passed": true|false|null, "reason", "time_s", "time_base", "activity_ids",
+"wall_time"[, "run_id"]}``. ``camera`` is the camera of the segment judged
+(``first``'s for ``followed_by``, the later step's for ``sequence``);
+``time_s`` the moment the judgement is about (a segment's end for
+``min_duration``, a start for ``forbidden`` and ``sequence``, the ``then``
+start or the deadline for ``followed_by``, the end of the file for an
+undecided one).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from edge.activities import TIME_BASES, ActivityTracker, observation_time, setting
+
+RULE_KINDS = ("min_duration", "sequence", "forbidden", "followed_by")
+_MEMORY = 256  # segments remembered per rule, scope and step (bounded: a service runs for months)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a rule: an activity, tied to a camera or not (``None``)."""
+
+    activity: str
+    camera: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Step:
+        activity, _, camera = str(text).partition("@")
+        return cls(activity.strip(), camera.strip() or None)
+
+    def __str__(self) -> str:
+        return self.activity if self.camera is None else f"{self.activity}@{self.camera}"
+
+
+@dataclass
+class _Rule:
+    name: str
+    kind: str
+    steps: tuple[Step, ...]
+    cameras: tuple[str, ...]  # the cameras an untied step matches
+    bound: bool
+    seconds: float | None
+    within_s: float | None
+
+    def positions(self, activity: str, camera: str) -> list[int]:
+        return [number for number, step in enumerate(self.steps)
+                if step.activity == activity and (step.camera == camera if step.camera else camera in self.cameras)]
+
+    def scope(self, camera: str) -> str:
+        return "*" if self.bound else camera
+
+
+@dataclass
+class _Seen:
+    id: str
+    camera: str
+    start: float
+    end: float | None = None
+
+
+@dataclass
+class _Pending:
+    rule: _Rule
+    scope: str
+    first: dict
+    end: float
+    deadline: float
+    judge_camera: str
+    order: int = field(default=0)
+
+
+def _build_rule(rule, cameras: Sequence[str]) -> _Rule:
+    name, kind = str(setting(rule, "name", "")), setting(rule, "kind")
+    if kind not in RULE_KINDS:
+        raise ValueError(f"rule {name!r}: unknown kind {kind!r}")
+    if kind in ("min_duration", "forbidden"):
+        raw = [setting(rule, "activity")]
+    elif kind == "sequence":
+        raw = list(setting(rule, "steps", ()))
+    else:
+        raw = [setting(rule, "first"), setting(rule, "then")]
+    if any(not text for text in raw) or (kind == "sequence" and len(raw) < 2):
+        raise ValueError(f"rule {name!r}: a {kind} rule needs "
+                         + {"min_duration": "activity", "forbidden": "activity", "sequence": "two or more steps",
+                            "followed_by": "first and then"}[kind])
+    steps = tuple(Step.parse(text) for text in raw)
+    if len(set(steps)) != len(steps):
+        raise ValueError(f"rule {name!r}: its steps must differ")
+    for step in steps:
+        if step.camera is not None and step.camera not in cameras:
+            raise ValueError(f"rule {name!r}: step {step} names an unknown camera {step.camera!r}")
+    limited = setting(rule, "cameras")
+    applies = tuple(camera for camera in cameras if limited is None or camera in limited)
+    seconds, within_s = setting(rule, "seconds"), setting(rule, "within_s")
+    if kind == "min_duration" and seconds is None:
+        raise ValueError(f"rule {name!r}: a min_duration rule needs seconds")
+    if kind in ("sequence", "followed_by") and within_s is None:
+        raise ValueError(f"rule {name!r}: a {kind} rule needs within_s")
+    return _Rule(name, kind, steps, applies, any(step.camera for step in steps),
+                 None if seconds is None else float(seconds), None if within_s is None else float(within_s))
+
+
+class CheckEngine:
+    """Every rule of the service, judged from the activity records of all cameras. Thread-safe.
+
+    ``rules``: the config's rule objects (or mappings), in config order.
+    ``cameras``: camera name -> time base (``"media"`` or ``"wall"``).
+    ``run_id``, when given, is added to every record. Raises ``ValueError``
+    for a malformed rule (the config validates them first; this is the last
+    line of defence) or a rule tying steps to cameras of different time bases.
+    """
+
+    def __init__(self, rules: Sequence[object], cameras: Mapping[str, str], *, run_id: str | None = None) -> None:
+        self.cameras = dict(cameras)
+        for camera, base in self.cameras.items():
+            if base not in TIME_BASES:
+                raise ValueError(f"camera {camera!r}: time base must be 'media' or 'wall', got {base!r}")
+        self.run_id = run_id
+        self.rules = [_build_rule(rule, list(self.cameras)) for rule in rules]
+        for rule in self.rules:
+            involved = {step.camera for step in rule.steps if step.camera} | (
+                set(rule.cameras) if rule.bound and any(step.camera is None for step in rule.steps) else set())
+            if len({self.cameras[camera] for camera in involved}) > 1:
+                raise ValueError(f"rule {rule.name!r} spans cameras with media time and wall time; "
+                                 "their times cannot be compared")
+        self._lock = threading.Lock()
+        self._clock: dict[str, float] = {}
+        self._finished: dict[str, float] = {}
+        self._seen: dict[tuple[int, str, int], deque[_Seen]] = {}
+        self._then_starts: dict[tuple[int, str], deque[dict]] = {}
+        self._pending: list[_Pending] = []
+        self._order = 0
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def on_activity(self, record: Mapping) -> list[dict]:
+        """Judge what one activity record (start/update/end) decides; returns check records, rules in order."""
+        with self._lock:
+            checks: list[dict] = []
+            camera, activity, kind = record["camera"], record["activity"], record["type"]
+            for number, rule in enumerate(self.rules):
+                for position in rule.positions(activity, camera):
+                    checks.extend(self._on_step(number, rule, position, record, kind))
+            return checks
+
+    def advance(self, camera: str, time_s: float, wall_time: str) -> list[dict]:
+        """Every activity of ``camera`` up to ``time_s`` is known: fail the ``followed_by`` deadlines passed.
+
+        Call it after the activity records of each prediction (files: the
+        prediction's time), and for live cameras also from a wall-clock timer
+        with a time up to which the camera's clips are all observed.
+        ``next_deadline`` says when that timer next needs to run.
+        """
+        with self._lock:
+            return self._advance(camera, float(time_s), wall_time)
+
+    def finish(self, camera: str, time_s: float | None, wall_time: str) -> list[dict]:
+        """``camera`` ended at ``time_s`` (end of a file): deadlines up to ``time_s`` fail, later ones are undecided.
+
+        ``time_s`` None: the camera never observed a clip (its deadlines are
+        undecided). Feed the end records of the camera's last segments
+        (``ActivityTracker.interrupt``) first.
+        """
+        with self._lock:
+            if time_s is None:
+                time_s = self._clock.get(camera)
+            if time_s is None:
+                self._finished[camera] = float("-inf")
+                pending = [p for p in self._pending if p.judge_camera == camera]
+                self._pending = [p for p in self._pending if p.judge_camera != camera]
+                return [self._undecided(p, None, wall_time) for p in pending]
+            time_s = max(float(time_s), self._clock.get(camera, float(time_s)))
+            checks = self._advance(camera, time_s, wall_time)
+            self._finished[camera] = time_s
+            for pending in [p for p in self._pending if p.judge_camera == camera]:
+                self._pending.remove(pending)
+                checks.append(self._undecided(pending, time_s, wall_time))
+            return checks
+
+    def next_deadline(self, camera: str) -> float | None:
+        """The earliest pending ``followed_by`` deadline judged on ``camera``'s clock, or None."""
+        with self._lock:
+            deadlines = [p.deadline for p in self._pending if p.judge_camera == camera]
+            return min(deadlines) if deadlines else None
+
+    # -- rules ----------------------------------------------------------------------------------
+
+    def _on_step(self, number: int, rule: _Rule, position: int, record: Mapping, kind: str) -> list[dict]:
+        camera = record["camera"]
+        if rule.kind == "min_duration":
+            return [self._min_duration(rule, record)] if kind == "end" else []
+        if rule.kind == "forbidden":
+            if kind != "start":
+                return []
+            return [self._check(rule, camera, False, record["start_time_s"], [record["id"]], record["wall_time"],
+                                f"{record['activity']} started at {self._when(camera, record['start_time_s'])} "
+                                f"on camera {camera}, where it is forbidden")]
+        if rule.kind == "sequence":
+            return self._sequence(number, rule, position, record, kind)
+        return self._followed_by(number, rule, position, record, kind)
+
+    def _min_duration(self, rule: _Rule, record: Mapping) -> dict:
+        camera, activity, duration = record["camera"], record["activity"], float(record["duration_s"])
+        needs = _seconds(rule.seconds)
+        if duration >= rule.seconds:
+            passed, reason = True, f"{activity} lasted {_measured(duration)}, at least the {needs} needed"
+        elif record.get("reason", "ended") == "ended":
+            passed, reason = False, f"{activity} lasted {_short_of(duration, rule.seconds)}, needs {needs}"
+        else:
+            cut = "a stream gap" if record["reason"] == "stream gap" else "the end of the stream"
+            passed, reason = None, (f"{activity} lasted {_short_of(duration, rule.seconds)} before {cut} cut it short, needs "
+                                    f"{needs}: cannot tell whether it went on")
+        return self._check(rule, camera, passed, record["end_time_s"], [record["id"]], record["wall_time"], reason)
+
+    def _sequence(self, number: int, rule: _Rule, position: int, record: Mapping, kind: str) -> list[dict]:
+        camera, scope = record["camera"], rule.scope(record["camera"])
+        seen = self._seen.setdefault((number, scope, position), deque(maxlen=_MEMORY))
+        if kind == "end":
+            for item in seen:
+                if item.id == record["id"]:
+                    item.end = float(record["end_time_s"])
+            return []
+        if kind != "start":
+            return []
+        start = float(record["start_time_s"])
+        seen.append(_Seen(record["id"], camera, start))
+        if position == 0:
+            return []
+        earliest = start - rule.within_s
+        bound, chosen, missing = start, [], None
+        for earlier in range(position - 1, -1, -1):
+            candidates = [item for item in self._seen.get((number, scope, earlier), ())
+                          if item.start < bound and (item.end is None or item.end >= earliest)]
+            if not candidates:
+                missing = earlier
+                break
+            best = max(candidates, key=lambda item: item.start)
+            chosen.insert(0, best)
+            bound = best.start
+        trigger = rule.steps[position]
+        ids = [item.id for item in chosen] + [record["id"]]
+        when = self._when(camera, start)
+        if missing is None:
+            order = ", then ".join(f"{rule.steps[i].activity} at {self._when(item.camera, item.start)}"
+                                   for i, item in zip(range(position), chosen))
+            reason = f"{order}, then {trigger.activity} at {when}: all within {_seconds(rule.within_s)}"
+            return [self._check(rule, camera, True, start, ids, record["wall_time"], reason)]
+        need = rule.steps[missing].activity
+        after = f" before {rule.steps[missing + 1].activity}" if missing + 1 < position else ""
+        reason = (f"{trigger.activity} started at {when} without {need}{after} "
+                  f"in the {_seconds(rule.within_s)} before it")
+        return [self._check(rule, camera, False, start, ids, record["wall_time"], reason)]
+
+    def _followed_by(self, number: int, rule: _Rule, position: int, record: Mapping, kind: str) -> list[dict]:
+        camera, scope = record["camera"], rule.scope(record["camera"])
+        checks = []
+        if position == 1 and kind == "start":
+            start = float(record["start_time_s"])
+            starts = self._then_starts.setdefault((number, scope), deque(maxlen=_MEMORY))
+            starts.append(dict(record))
+            for pending in [p for p in self._pending if p.rule is rule and p.scope == scope]:
+                if pending.end <= start <= pending.deadline:
+                    self._pending.remove(pending)
+                    checks.append(self._followed(pending, record))
+        if position == 0 and kind == "end":
+            end = float(record["end_time_s"])
+            then_camera = rule.steps[1].camera or camera
+            pending = _Pending(rule, scope, dict(record), end, end + rule.within_s, then_camera, self._order)
+            self._order += 1
+            for then in self._then_starts.get((number, scope), ()):
+                if end <= float(then["start_time_s"]) <= pending.deadline:
+                    return [self._followed(pending, then)]
+            if pending.judge_camera in self._finished:
+                final = self._finished[pending.judge_camera]
+                if final == float("-inf"):
+                    return [self._undecided(pending, None, record["wall_time"])]
+                if pending.deadline <= final:
+                    return [self._missed(pending, record["wall_time"])]
+                return [self._undecided(pending, final, record["wall_time"])]
+            if self._clock.get(pending.judge_camera, float("-inf")) >= pending.deadline:
+                return [self._missed(pending, record["wall_time"])]
+            self._pending.append(pending)
+        return checks
+
+    # -- deadlines ------------------------------------------------------------------------------
+
+    def _advance(self, camera: str, time_s: float, wall_time: str) -> list[dict]:
+        self._clock[camera] = max(time_s, self._clock.get(camera, time_s))
+        due = sorted((p for p in self._pending if p.judge_camera == camera and p.deadline <= self._clock[camera]),
+                     key=lambda p: (p.deadline, p.order))
+        for pending in due:
+            self._pending.remove(pending)
+        return [self._missed(pending, wall_time) for pending in due]
+
+    def _followed(self, pending: _Pending, then: Mapping) -> dict:
+        first, rule = pending.first, pending.rule
+        after = float(then["start_time_s"]) - pending.end
+        reason = (f"{self._step_text(rule, 1, then['camera'])} started {_measured(after)} after "
+                  f"{self._step_text(rule, 0, first['camera'])} ended (within {_seconds(rule.within_s)})")
+        return self._check(rule, first["camera"], True, then["start_time_s"], [first["id"], then["id"]],
+                           then["wall_time"], reason)
+
+    def _missed(self, pending: _Pending, wall_time: str) -> dict:
+        first, rule = pending.first, pending.rule
+        reason = (f"{self._step_text(rule, 0, first['camera'])} ended at {self._when(first['camera'], pending.end)} "
+                  f"and {self._step_text(rule, 1, first['camera'])} did not start within "
+                  f"{_seconds(rule.within_s)}")
+        return self._check(rule, first["camera"], False, pending.deadline, [first["id"]], wall_time, reason)
+
+    def _undecided(self, pending: _Pending, time_s: float | None, wall_time: str) -> dict:
+        first, rule = pending.first, pending.rule
+        ended = f"{self._step_text(rule, 0, first['camera'])} ended at {self._when(first['camera'], pending.end)}; "
+        if time_s is None or time_s == float("-inf"):
+            reason = f"{ended}camera {pending.judge_camera} saw nothing, so whether {rule.steps[1].activity} followed is unknown"
+            time_s = pending.end
+        else:
+            reason = (f"{ended}the stream ended at {self._when(pending.judge_camera, time_s)}, before the "
+                      f"{_seconds(rule.within_s)} for {rule.steps[1].activity} ran out")
+        return self._check(rule, first["camera"], None, max(time_s, pending.end), [first["id"]], wall_time, reason)
+
+    # -- records --------------------------------------------------------------------------------
+
+    def _step_text(self, rule: _Rule, position: int, camera: str) -> str:
+        step = rule.steps[position]
+        return f"{step.activity} on {step.camera}" if rule.bound and step.camera else step.activity
+
+    def _when(self, camera: str, time_s: float) -> str:
+        if self.cameras.get(camera) == "wall":
+            return datetime.fromtimestamp(float(time_s)).astimezone().strftime("%H:%M:%S")
+        return _measured(time_s)
+
+    def _check(self, rule: _Rule, camera: str, passed: bool | None, time_s: float, ids: list[str],
+               wall_time: str, reason: str) -> dict:
+        record = {
+            "event": "check",
+            "rule": rule.name,
+            "kind": rule.kind,
+            "camera": camera,
+            "passed": passed,
+            "reason": reason,
+            "time_s": round(float(time_s), 6),
+            "time_base": self.cameras.get(camera, "media"),
+            "activity_ids": list(ids),
+            "wall_time": wall_time,
+        }
+        if self.run_id is not None:
+            record["run_id"] = self.run_id
+        return record
+
+
+def _seconds(value: float) -> str:
+    """A configured limit for a sentence: ``20 s``, ``600 s``, ``2.5 s``."""
+    return f"{float(value):g} s"
+
+
+def _measured(value: float) -> str:
+    """A measured time or duration for a sentence: ``8.4 s``, ``20.0 s``."""
+    return f"{float(value):.1f} s"
+
+
+def _short_of(duration: float, needed: float) -> str:
+    """A too-short duration that never reads as the needed one (19.96 s is not "20.0 s")."""
+    text = _measured(duration)
+    return text if float(text[:-2]) < needed else f"{math.floor(duration * 100) / 100:.2f} s"
+
+
+class CameraMonitor:
+    """One camera's activities and checks, fed in the one order the live lane and ``replay`` share.
+
+    Per prediction: the tracker observes the clip, each activity record goes
+    to the engine, then the engine's clock advances to the clip's time. The
+    returned list is what to write, in order (activity and check records).
+
+    The lane calls ``on_prediction(record, prediction.probabilities)`` with the
+    prediction's events.jsonl object (``"gated": true`` for a gated clip),
+    ``on_gap(gap_record)`` for a stream gap, ``on_clock(time.time(), now)``
+    for a live camera while idle, and ``on_end(now)`` when the camera stops.
+    """
+
+    def __init__(self, tracker: ActivityTracker, engine: CheckEngine) -> None:
+        self.tracker, self.engine = tracker, engine
+        self.camera, self.time_base = tracker.camera, tracker.time_base
+        self.last_time: float | None = None
+
+    def on_prediction(self, record: Mapping, probabilities=None, *, scores: Mapping[str, float] | None = None
+                      ) -> list[dict]:
+        """A prediction record (the events.jsonl object) with its probabilities (float (C,)), or activity ``scores``.
+
+        A record with ``"gated": true`` scores none whatever is passed.
+        """
+        time_s = observation_time(record, self.time_base)
+        self.last_time = time_s if self.last_time is None else max(self.last_time, time_s)
+        wall_time = record["wall_time"]
+        if record.get("gated"):
+            activities = self.tracker.observe_scores(time_s, None, wall_time)
+        elif scores is not None:
+            activities = self.tracker.observe_scores(time_s, scores, wall_time)
+        else:
+            activities = self.tracker.observe(time_s, probabilities, wall_time)
+        out = self._judge(activities)
+        out.extend(self.engine.advance(self.camera, self.last_time, wall_time))
+        return out
+
+    def on_clock(self, time_s: float, wall_time: str) -> list[dict]:
+        """A live camera's wall-clock tick (Unix seconds): fail the deadlines passed while no prediction came.
+
+        Call it from the lane's own thread (serialised with ``on_prediction``),
+        e.g. when its wait for the next clip times out at ``next_deadline()``.
+        For files, never: their deadlines pass on media time, with the predictions.
+        """
+        return self.engine.advance(self.camera, time_s, wall_time)
+
+    def next_deadline(self) -> float | None:
+        """When ``on_clock`` next has something to judge for this camera (Unix seconds for live), or None."""
+        return self.engine.next_deadline(self.camera)
+
+    def on_gap(self, record: Mapping) -> list[dict]:
+        """A stream gap (its events.jsonl record): open segments end with reason ``stream gap``."""
+        return self._judge(self.tracker.interrupt(self._time(), "stream gap", record["wall_time"]))
+
+    def on_end(self, wall_time: str) -> list[dict]:
+        """The stream ended (end of file, or the service stopping): segments end, pending deadlines are settled.
+
+        The end time is the last observed clip's time, which a replay also knows.
+        """
+        out = self._judge(self.tracker.interrupt(self._time(), "end of stream", wall_time))
+        out.extend(self.engine.finish(self.camera, self.last_time, wall_time))
+        return out
+
+    def _time(self) -> float:
+        return 0.0 if self.last_time is None else self.last_time
+
+    def _judge(self, activities: list[dict]) -> list[dict]:
+        out = []
+        for record in activities:
+            out.append(record)
+            out.extend(self.engine.on_activity(record))
+        return out

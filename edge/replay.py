@@ -1,0 +1,268 @@
+"""``edge-har replay``: re-run activities and checks on recorded prediction lines, without video.
+
+Thresholds and rules are tuned offline: change ``activities:`` / ``rules:`` in
+the config and replay yesterday's ``events.jsonl``. The output is what the
+live run would have written (same records, same ids, same order per camera)
+apart from ``wall_time`` — because both feed ``edge.checks.CameraMonitor`` the
+same prediction records in the same order. Only prediction and gap lines are
+read; recorded activity, check and status lines are ignored.
+
+What a prediction line gives:
+
+- ``scores`` (``output.include_scores: true``): every label's probability, so
+  each activity's score is exact (recorded to 9 digits, which restores the
+  float32 the live run summed).
+- otherwise ``top_k``: a label missing from top_k scores at most the k-th
+  score, so an activity is decided whenever ``present >= min_score`` (active)
+  or ``present + missing × kth < min_score`` (none), where ``present`` sums its
+  labels found in top_k and ``missing`` counts the others. Its score is then
+  taken as ``present`` (exact when all its labels are in top_k, a lower bound
+  otherwise, so ``peak_score`` may read lower than live). Where the bound
+  cannot decide, replay stops with a ``ReplayError`` naming the line.
+- ``"gated": true``: a still scene, scores none.
+
+Time: a camera's time base is ``wall`` when its config says it is live, else
+``media`` (see ``edge.activities``). A file may hold several runs (the events
+file is appended to): each new ``run_id`` ends the previous run (its open
+segments end with reason ``end of stream``, pending deadlines are settled) and
+starts afresh. For a live camera the live run's wall-clock timer may fail a
+deadline after the last prediction; replay only knows the recorded lines, so
+such a deadline reads undecided.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from edge.activities import ActivityTracker, setting, wall_seconds
+from edge.checks import CameraMonitor, CheckEngine
+
+
+class ReplayError(Exception):
+    """Replay cannot go on; ``str(error)`` is one line naming the line number."""
+
+
+def config_cameras(config) -> dict[str, object]:
+    """Camera name -> camera config of a ``ServiceConfig`` (or a release-1 single-source config)."""
+    cameras = getattr(config, "cameras", None)
+    if cameras:
+        return dict(cameras)
+    return {"main": config}
+
+
+def time_base_of(camera_config) -> str:
+    """``"wall"`` for a live camera (``camera_config.live``), else ``"media"``."""
+    live = getattr(camera_config, "live", False)
+    if isinstance(live, str):
+        live = live.lower() == "true"
+    return "wall" if live else "media"
+
+
+def model_labels(config) -> tuple[str, ...]:
+    """The model's labels in output order: ``model.labels`` file, else the model's metadata, else Kinetics-400.
+
+    A configured model that is not on this machine falls back to the bundled
+    Kinetics-400 list (thresholds are often tuned on another box).
+    """
+    from pathlib import Path
+
+    from edge.models.registry import bundled_labels, read_labels
+    from edge.runtime import ModelError, load_model
+
+    model = getattr(config, "model", None)
+    labels_path, model_path = setting(model, "labels") if model else None, setting(model, "path") if model else None
+    try:
+        if labels_path:
+            return read_labels(labels_path)
+        if model_path and Path(model_path).exists():
+            return load_model(model_path)[1].labels
+    except (OSError, ModelError) as error:
+        raise ReplayError(f"cannot read the model's labels: {error}") from None
+    return bundled_labels()
+
+
+class _Run:
+    """The trackers and check engine of one recorded run (one ``run_id``)."""
+
+    def __init__(self, run_id, config, labels: tuple[str, ...], cameras: dict[str, object]) -> None:
+        self.run_id, self.config, self.labels, self.cameras = run_id, config, labels, cameras
+        bases = {name: time_base_of(camera) for name, camera in cameras.items()}
+        try:
+            self.engine = CheckEngine(list(getattr(config, "rules", None) or ()), bases, run_id=run_id)
+        except ValueError as error:
+            raise ReplayError(f"config: {error}") from None
+        self.monitors: dict[str, CameraMonitor] = {}
+        self.last_wall: dict[str, str] = {}
+
+    def monitor(self, camera: str, where: str) -> CameraMonitor:
+        if camera not in self.monitors:
+            if camera not in self.cameras:
+                raise ReplayError(f"{where}: camera {camera!r} is not in the config "
+                                  f"(cameras: {', '.join(self.cameras)})")
+            specs = setting(self.cameras[camera], "activities", {}) or {}
+            try:
+                tracker = ActivityTracker(camera, specs, self.labels, self.engine.cameras[camera], run_id=self.run_id)
+            except ValueError as error:
+                raise ReplayError(f"config: cameras.{camera}: {error}") from None
+            self.monitors[camera] = CameraMonitor(tracker, self.engine)
+        return self.monitors[camera]
+
+    def end(self) -> list[dict]:
+        out = []
+        for camera, monitor in self.monitors.items():
+            out.extend(monitor.on_end(self.last_wall.get(camera, "")))
+        last = list(self.last_wall.values())[-1:] or [""]
+        for camera in self.engine.cameras:  # cameras without lines here: their deadlines are undecided
+            if camera not in self.monitors:
+                out.extend(self.engine.finish(camera, None, last[0]))
+        return out
+
+
+def _f32(value) -> float:
+    # The line holds a float32 printed to 9 digits: restore that float32, as the live run summed it.
+    return float(np.float32(value))
+
+
+def activity_scores(record: Mapping, tracker: ActivityTracker, where: str) -> dict[str, float]:
+    """Each activity's score for a prediction line, from ``scores`` or bounded by ``top_k``.
+
+    Raises ``ReplayError`` (starting with ``where``, e.g. ``"line 12"``) when top_k cannot decide an activity.
+    """
+    if "scores" in record and record["scores"] is not None:
+        values = record["scores"]
+        if not isinstance(values, list) or len(values) != len(tracker.labels):
+            size = len(values) if isinstance(values, list) else "no list of"
+            raise ReplayError(f"{where}: 'scores' has {size} values but the model has "
+                              f"{len(tracker.labels)} labels")
+        return tracker.activity_scores(np.array([_f32(v) for v in values], dtype=np.float32))
+    top_k = record.get("top_k")
+    if not isinstance(top_k, list):
+        raise ReplayError(f"{where}: a prediction line needs 'top_k' or 'scores'")
+    try:
+        found = {str(item["label"]): _f32(item["score"]) for item in top_k}
+    except (TypeError, KeyError, ValueError):
+        raise ReplayError(f"{where}: 'top_k' must be a list of {{label, score}}") from None
+    kth = min(found.values()) if found else 1.0
+    complete = len(found) >= len(tracker.labels)
+    scores = {}
+    for name, spec in tracker.specs.items():
+        present = sum(found[label] for label in spec.labels if label in found)
+        missing = 0 if complete else sum(1 for label in spec.labels if label not in found)
+        upper = present + missing * kth
+        if present < spec.min_score <= upper:
+            raise ReplayError(
+                f"{where}: top_k cannot tell whether {name} is active (its labels outside the top "
+                f"{len(found)} could bring it to {upper:.3f}, min_score {spec.min_score:g}); record the events "
+                "with output.include_scores: true")
+        scores[name] = present
+    return scores
+
+
+def parse_line(line: str, number: int) -> dict | None:
+    """One events.jsonl line as a dict (None for a blank line); ``ReplayError`` naming the line otherwise."""
+    text = line.strip()
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ReplayError(f"line {number}: not JSON ({error.msg} at column {error.colno}); "
+                          "expected an events.jsonl file, one JSON object per line") from None
+    if not isinstance(record, dict):
+        raise ReplayError(f"line {number}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def replay(lines: Iterable[str], config, camera: str | None = None) -> Iterator[dict]:
+    """Yield the activity and check records that ``config`` gives for the recorded ``lines``.
+
+    ``lines``: events.jsonl lines (str, with or without the newline).
+    ``config``: a ``ServiceConfig`` (its ``cameras`` with their ``activities``
+    and ``live``, ``rules``, ``model``). ``camera``: only that camera's lines.
+    A config with one camera also takes lines of a differently named camera
+    (``run`` names its camera after the file). Raises ``ReplayError`` (one
+    line, starting ``line N:``) for a line that is not JSON, a camera not in
+    the config, or an activity that top_k cannot decide.
+    """
+    def numbered():
+        for number, line in enumerate(lines, 1):
+            record = parse_line(line, number)
+            if record is not None:
+                yield f"line {number}", record
+
+    return _replay(numbered(), config, camera)
+
+
+def replay_files(paths: Sequence, config, camera: str | None = None) -> Iterator[dict]:
+    """``replay`` of one or more events files (e.g. one per camera), merged in ``wall_time`` order.
+
+    A cross-camera rule needs every camera it names. Errors start with
+    ``"FILE: line N:"``; ``OSError`` when a file cannot be read. The judgements
+    do not depend on how the cameras' lines interleave (only the order of the
+    output may differ from the live run's between cameras).
+    """
+    def lines_of(path):
+        with open(path, encoding="utf-8") as handle:
+            key = float("-inf")
+            for number, line in enumerate(handle, 1):
+                try:
+                    record = parse_line(line, number)
+                except ReplayError as error:
+                    raise ReplayError(f"{path}: {error}") from None
+                if record is None or record.get("event", "prediction") not in ("prediction", "gap"):
+                    continue
+                try:
+                    key = max(key, wall_seconds(record["wall_time"]))
+                except (KeyError, TypeError, ValueError):
+                    pass  # keeps its place after the line before; _replay reports it
+                yield key, f"{path}: line {number}", record
+
+    merged = heapq.merge(*(lines_of(path) for path in paths), key=lambda item: item[0])
+    return _replay(((where, record) for _, where, record in merged), config, camera)
+
+
+def _replay(records: Iterable[tuple[str, dict]], config, camera: str | None) -> Iterator[dict]:
+    cameras = config_cameras(config)
+    labels: tuple[str, ...] | None = None
+    run: _Run | None = None
+    for where, record in records:
+        kind = record.get("event", "prediction")
+        if kind not in ("prediction", "gap"):
+            continue
+        name = record.get("camera") or camera
+        if name is None:
+            if len(cameras) != 1:
+                raise ReplayError(f"{where}: the line names no camera; pass --camera")
+            name = next(iter(cameras))
+        if camera is not None and name != camera:
+            continue
+        run_id = record.get("run_id")
+        if run is None or run_id != run.run_id:
+            if run is not None:
+                yield from run.end()
+            if labels is None:
+                labels = model_labels(config)
+            known = cameras
+            if name not in cameras and len(cameras) == 1:
+                known = {name: next(iter(cameras.values()))}
+            run = _Run(run_id, config, labels, known)
+        monitor = run.monitor(name, where)
+        wall_time = record.get("wall_time")
+        if not isinstance(wall_time, str):
+            raise ReplayError(f"{where}: no 'wall_time'")
+        run.last_wall[name] = wall_time
+        try:
+            if kind == "gap":
+                yield from monitor.on_gap(record)
+            elif record.get("gated"):
+                yield from monitor.on_prediction(record, scores=None)
+            else:
+                yield from monitor.on_prediction(record, scores=activity_scores(record, monitor.tracker, where))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ReplayError(f"{where}: not a prediction line edge-har wrote ({error!r})") from None
+    if run is not None:
+        yield from run.end()
