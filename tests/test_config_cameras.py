@@ -509,7 +509,7 @@ def test_resolved_view_shows_what_runs(tmp_path):
     data = yaml.safe_load(shown)
     assert data["source"].endswith("sample.mp4") and Path(data["source"]).is_file()
     assert data["sampling"]["stride"] == 8  # batch mode strides by clip_len
-    assert re.search(r"^  stride: 8  # batch mode", shown, re.M)
+    assert re.search(r"^  stride: 8  # batch mode", shown, re.MULTILINE)
     again = config_from_yaml(shown, env=NO_ENV)  # loadable again
     assert again.cameras["sample"].sampling.clip_len == 8
     multi_shown = yaml.safe_load(config_to_yaml(multi(tmp_path), resolved=True))

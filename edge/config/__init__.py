@@ -28,7 +28,12 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from edge.config.dump import config_json_schema, config_to_mapping, config_to_yaml, sample_clip_path
+from edge.config.dump import (
+    config_json_schema,
+    config_to_mapping,
+    config_to_yaml,
+    sample_clip_path,
+)
 from edge.config.loader import (
     OVERRIDE_ORIGIN,
     ConfigError,

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import importlib.resources
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 
 from edge.config.loader import dotted
-from edge.config.schema import GLOBAL_ONLY, OUTPUT_PATHS, PER_CAMERA, CameraConfig, ServiceConfig, file_model
+from edge.config.schema import (
+    GLOBAL_ONLY,
+    OUTPUT_PATHS,
+    PER_CAMERA,
+    CameraConfig,
+    ServiceConfig,
+    file_model,
+)
 from edge.urls import mask_credentials
 
 MASK = "***"

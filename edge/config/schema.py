@@ -22,6 +22,7 @@ from edge.config.values import (
     Choice,
     Flag,
     Integer,
+    Invalid,
     Labels,
     Mean,
     Number,
@@ -31,7 +32,10 @@ from edge.config.values import (
     SmoothingSpec,
     Source,
     Text,
+    describe,
     leaf,
+    name_check,
+    scalar_text,
     source_kind,
 )
 
@@ -156,8 +160,6 @@ _REF = re.compile(r"([a-z0-9_-]{1,32})(?:@([a-z0-9_-]{1,32}))?")
 
 
 def _ref_check(value: Any) -> str:
-    from edge.config.values import Invalid, describe, scalar_text
-
     if not isinstance(value, str):
         raise Invalid(f"expected an activity name or ACTIVITY@CAMERA, got {describe(value)}")
     if not _REF.fullmatch(value):
@@ -167,8 +169,6 @@ def _ref_check(value: Any) -> str:
 
 
 def _steps_check(value: Any) -> tuple[str, ...]:
-    from edge.config.values import Invalid, describe
-
     if not isinstance(value, (list, tuple)):
         raise Invalid(f"expected a list of at least 2 activities, got {describe(value)}")
     if len(value) < 2:
@@ -177,14 +177,12 @@ def _steps_check(value: Any) -> tuple[str, ...]:
     for position, item in enumerate(value, start=1):
         try:
             steps.append(_ref_check(item))
-        except Exception as problem:
-            raise type(problem)(f"item {position}: {problem}") from None
+        except Invalid as problem:
+            raise Invalid(f"item {position}: {problem}") from None
     return tuple(steps)
 
 
 def _camera_list_check(value: Any) -> tuple[str, ...] | None:
-    from edge.config.values import Invalid, describe, name_check
-
     if value is None:
         return None
     if not isinstance(value, (list, tuple)) or not value:
@@ -199,17 +197,15 @@ Steps = leaf(_steps_check, {"type": "array", "items": {"type": "string"}, "minIt
 CameraList = leaf(_camera_list_check, {"anyOf": [{"type": "array", "items": {"type": "string"}, "minItems": 1},
                                                  {"type": "null"}]}, Optional[tuple[str, ...]],
                   serialize=lambda value: None if value is None else list(value))
-RuleName = leaf(lambda value: _rule_name_check(value), {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"}, str)
-
-
 def _rule_name_check(value: Any) -> str:
-    from edge.config.values import Invalid, describe, scalar_text
-
     if not isinstance(value, str):
         raise Invalid(f"expected a rule name, got {describe(value)}")
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
         raise Invalid(f"invalid rule name {scalar_text(value)}: use 1 to 64 of A-Z a-z 0-9 _ . -")
     return value
+
+
+RuleName = leaf(_rule_name_check, {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"}, str)
 
 
 def _rule_schema(schema: dict) -> None:
@@ -224,12 +220,12 @@ class RuleConfig(Section):
 
     name: RuleName
     kind: Choice(*RULE_KINDS)
-    activity: Optional[ActivityRef] = None
-    seconds: Optional[Number(0.0, exclusive_min=True)] = None
-    steps: Optional[Steps] = None
-    first: Optional[ActivityRef] = None
-    then: Optional[ActivityRef] = None
-    within_s: Optional[Number(0.0, exclusive_min=True)] = None
+    activity: ActivityRef | None = None
+    seconds: Number(0.0, exclusive_min=True) | None = None
+    steps: Steps | None = None
+    first: ActivityRef | None = None
+    then: ActivityRef | None = None
+    within_s: Number(0.0, exclusive_min=True) | None = None
     cameras: CameraList = Field(None, description="cameras the rule runs on; null = every camera")
 
     @model_validator(mode="after")
@@ -372,7 +368,7 @@ class ServiceConfig(Section):
     http: HttpConfig = HttpConfig()
     cameras: dict[str, CameraConfig]
     single_camera: bool = True
-    origin: Optional[str] = None
+    origin: str | None = None
     env_keys: frozenset[str] = Field(frozenset(), description="dotted keys whose values came from ${VAR}")
 
     def __eq__(self, other: object) -> bool:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -395,20 +395,20 @@ def _number_schema(minimum=None, maximum=None, exclusive_min=False) -> dict:
     return schema
 
 
-def Integer(minimum: int | None = None, maximum: int | None = None) -> Any:  # noqa: N802 (a type factory)
+def Integer(minimum: int | None = None, maximum: int | None = None) -> Any:
     return leaf(integer_check(minimum, maximum), _integer_schema(minimum, maximum), int)
 
 
-def Number(minimum: float | None = None, maximum: float | None = None,  # noqa: N802
+def Number(minimum: float | None = None, maximum: float | None = None,
            exclusive_min: bool = False) -> Any:
     return leaf(number_check(minimum, maximum, exclusive_min), _number_schema(minimum, maximum, exclusive_min), float)
 
 
-def Choice(*options: str) -> Any:  # noqa: N802
+def Choice(*options: str) -> Any:
     return leaf(choice_check(*options), {"type": "string", "enum": list(options)}, str)
 
 
-def AutoOrInteger(minimum: int = 1) -> Any:  # noqa: N802
+def AutoOrInteger(minimum: int = 1) -> Any:
     schema = {"anyOf": [{"const": "auto"}, _integer_schema(minimum), {"type": "null"}]}
     return leaf(auto_or_integer_check(minimum), schema, int | None,
                 serialize=lambda value: "auto" if value is None else value)
