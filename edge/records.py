@@ -38,7 +38,6 @@ class Clip:
     frame_indices: tuple[int, ...]
     start_time_s: float
     end_time_s: float
-    end_wall_s: float = 0.0  # time.time() when the clip's newest frame was decoded (live sources' clock)
 
     @property
     def start_frame(self) -> int:

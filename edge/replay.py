@@ -71,7 +71,7 @@ def model_labels(config) -> tuple[str, ...]:
     from pathlib import Path
 
     from edge.models.registry import bundled_labels, read_labels
-    from edge.runtime import ModelError, load_model
+    from edge.models.loading import ModelError, load_model
 
     model = getattr(config, "model", None)
     labels_path, model_path = setting(model, "labels") if model else None, setting(model, "path") if model else None

@@ -44,7 +44,6 @@ class _Sampled:
     seq: int
     index: int
     time_s: float
-    wall_s: float = 0.0
 
 
 class ClipSampler:
@@ -83,10 +82,9 @@ class ClipSampler:
         """True when this source frame belongs in the ring (every ``frame_step``-th frame)."""
         return frame_index % self.frame_step == 0
 
-    def add(self, seq: int, frame_index: int, time_s: float, wall_s: float = 0.0) -> PlannedClip | None:
-        """Record that ``frame_index`` (decoded at ``wall_s``) was pushed as ring slot ``seq``; return a
-        clip if one is ready."""
-        self._window.append(_Sampled(seq, frame_index, time_s, wall_s))
+    def add(self, seq: int, frame_index: int, time_s: float) -> PlannedClip | None:
+        """Record that ``frame_index`` was pushed as ring slot ``seq``; return a clip if one is ready."""
+        self._window.append(_Sampled(seq, frame_index, time_s))
         self._since_last_clip += 1
         if len(self._window) < self.clip_len:
             return None
@@ -124,7 +122,6 @@ class ClipSampler:
             frame_indices=tuple(item.index for item in frames),
             start_time_s=min(item.time_s for item in frames),
             end_time_s=max(item.time_s for item in frames),
-            end_wall_s=max(item.wall_s for item in frames),
         )
         self._clips_planned += 1
         return PlannedClip(clip, last_seq)

@@ -76,7 +76,6 @@ class Lane:
         self.model_name = model_name
         self.sinks = list(sinks)
         self.video, self.window, self.hub = video, window, hub
-        self.checks = checks
         self.live = bool(source.is_live) if source is not None else bool(camera.live)
         self.source_name = source.name if source is not None else str(camera.source)
         self.metrics = Metrics()
@@ -94,7 +93,7 @@ class Lane:
         self.postprocessor = Postprocessor(list(info.labels), top_k=post.top_k, smoothing=str(post.smoothing),
                                            threshold=post.threshold)
         self.min_motion = float(camera.gating.min_motion)
-        self.tracker = _make_tracker(camera, info.labels, "wall" if self.live else "media")
+        self.monitor = _make_monitor(camera, info.labels, "wall" if self.live else "media", checks, run_id)
         self.inbox: queue.Queue = queue.Queue()
         self._deferred: deque = deque()
         self._frame_slots = threading.Semaphore(4)  # frames between the reader and the lane
@@ -109,7 +108,6 @@ class Lane:
         self.latest: Prediction | None = None
         self.latest_record: dict | None = None
         self._latest_gated = False
-        self._last_time_s = 0.0
         self._alert: tuple[str, float] | None = None
         self.dropped_frames = 0
         self.gated_clips = 0
@@ -205,7 +203,17 @@ class Lane:
             self.inbox.put((_SourceDone(error), time.perf_counter_ns()))
 
     def _next_item(self):
-        return self._deferred.popleft() if self._deferred else self.inbox.get()
+        """The next thing to handle. A live camera with a check deadline pending wakes for it."""
+        if self._deferred:
+            return self._deferred.popleft()
+        while True:
+            deadline = self.monitor.next_deadline() if self.monitor is not None and self.live else None
+            if deadline is None:
+                return self.inbox.get()
+            try:
+                return self.inbox.get(timeout=max(0.0, deadline - time.time()) + 0.01)
+            except queue.Empty:  # an absence: the deadline passed with no prediction to carry it
+                self._report(self.monitor.on_clock(time.time(), now_iso()))
 
     def _work(self) -> None:
         try:
@@ -225,6 +233,8 @@ class Lane:
                 else:
                     self._on_gap(payload)
             self._emit_frames(final=True)
+            if self.monitor is not None:  # every clip is in: segments end, pending deadlines are settled
+                self._report(self.monitor.on_end(now_iso()))
             self._set_state(*self._final_state)
         except Exception as exc:  # a bug in one lane must not take the service down unseen
             log.exception("%s: lane stopped: %s", self.name, exc)
@@ -253,7 +263,6 @@ class Lane:
         if self._state in (STARTING, RECONNECTING):
             self._set_state(ONLINE)
         self.metrics.count_frame(frame.time_s)
-        self._last_time_s = self._clip_time_of(frame.time_s, frame.wall_s)
         if self.sampler.wants(frame.index):
             self._push(frame, queued_ns)
         if self._wants_frames():
@@ -280,7 +289,7 @@ class Lane:
         elapsed = (time.perf_counter_ns() - t0) / 1e6
         self.metrics.record("preprocess", elapsed)
         self._preprocess_since_clip_ms += elapsed
-        planned = self.sampler.add(seq, frame.index, frame.time_s, frame.wall_s)
+        planned = self.sampler.add(seq, frame.index, frame.time_s)
         if planned is not None:
             self._offer(planned, queued_ns)
 
@@ -311,20 +320,13 @@ class Lane:
         self.warnings.extend(getattr(self.source, "warnings", ()))
         if source_error:
             self._warn(source_error)
-        wall = now_iso()
-        if self.tracker is not None:
-            reason = "end of stream" if not source_error else "stream lost"
-            self._report_activities(self.tracker.interrupt(self._last_time_s, reason, wall))
-        if self.checks is not None and not self.live:
-            for record in self.checks.finish(self.name, self._last_time_s, wall):
-                self._emit("check", record)
         self._final_state = (OFFLINE if source_error else FINISHED, source_error)
 
     def _on_gap(self, gap) -> None:
         self.reconnects += 1 if not getattr(gap, "gave_up", False) else 0
-        self._emit("gap", gap_record(gap, source_name=self.source_name))
-        if self.tracker is not None:
-            self._report_activities(self.tracker.interrupt(self._last_time_s, "stream gap", now_iso()))
+        record = self._emit("gap", gap_record(gap, source_name=self.source_name))
+        if self.monitor is not None:
+            self._report(self.monitor.on_gap(record))
 
     # -- outcomes ------------------------------------------------------------------------------
 
@@ -372,23 +374,13 @@ class Lane:
                                   include_scores=self.camera.output.include_scores)
         self.metrics.count_clip()
         self.latest_record = self._emit("prediction", record)
-        time_s = self._clip_time_of(clip.end_time_s, clip.end_wall_s)
-        if self.tracker is not None:
-            self._report_activities(self.tracker.observe(time_s, probabilities, record["wall_time"]))
-        if self.checks is not None and not self.live:  # files: deadlines run on media time
-            for check in self.checks.advance(self.name, time_s, record["wall_time"]):
-                self._emit("check", check)
+        if self.monitor is not None:  # activities, then the checks they settle, in the order replay uses
+            self._report(self.monitor.on_prediction(record, probabilities))
 
-    def _clip_time_of(self, media_s: float, wall_s: float) -> float:
-        """Activities and checks run on media time for files and wall time for live sources."""
-        return float(wall_s) if self.live else float(media_s)
-
-    def _report_activities(self, records) -> None:
+    def _report(self, records) -> None:
+        """Activity and check records from the monitor, in order."""
         for record in records:
-            self._emit("activity", record)
-            if self.checks is not None:
-                for check in self.checks.on_activity(record):
-                    self._emit("check", check)
+            self._emit(record["event"], record)
 
     def _emit(self, kind: str, record: dict) -> dict:
         record.setdefault("camera", self.name)
@@ -441,9 +433,9 @@ class Lane:
     def _overlay_state(self):
         stats = self.metrics.overlay_numbers() if self.camera.output.overlay_stats else None
         activity = None
-        if self.tracker is not None and self.tracker.current is not None:
-            name, since = self.tracker.current
-            activity = (name, max(0.0, self._last_time_s - since))
+        segment = self.monitor.tracker.current_segment if self.monitor is not None else None
+        if segment is not None and self.monitor.last_time is not None:
+            activity = (segment["activity"], max(0.0, self.monitor.last_time - segment["start_time_s"]))
         alert = None
         if self._alert is not None and time.monotonic() - self._alert[1] < ALERT_SECONDS:
             alert = self._alert[0]
@@ -470,7 +462,7 @@ class Lane:
 
     def status(self) -> dict:
         """This camera for /api/status and the terminal (cheap; any thread)."""
-        current = self.tracker.current if self.tracker is not None else None
+        segment = self.monitor.tracker.current_segment if self.monitor is not None else None
         return {
             "state": self._state,
             "reason": self._state_reason,
@@ -485,7 +477,8 @@ class Lane:
             "dropped_frames": self.dropped_frames,
             "reconnects": self._reconnect_count(),
             "prediction": self.latest_record,
-            "activity": None if current is None else {"activity": current[0], "since_s": current[1]},
+            "activity": None if segment is None else {"activity": segment["activity"], "id": segment["id"],
+                                                      "since_s": segment["start_time_s"]},
         }
 
     def _reconnect_count(self) -> int:
@@ -516,11 +509,12 @@ class Lane:
         return int(getattr(self.video, "frames_written", 0) or 0) if self.video is not None else 0
 
 
-def _make_tracker(camera, labels, time_base: str):
-    """The camera's activity tracker, or None when it has no activities."""
+def _make_monitor(camera, labels, time_base: str, checks, run_id: str):
+    """The camera's activities and checks (one ``CameraMonitor``), or None when it has no activities."""
     activities = getattr(camera, "activities", None)
     if not activities:
         return None
     from edge.activities import ActivityTracker
+    from edge.checks import CameraMonitor
 
-    return ActivityTracker(camera.name, activities, labels, time_base)
+    return CameraMonitor(ActivityTracker(camera.name, activities, labels, time_base, run_id=run_id), checks)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -221,11 +220,15 @@ class Service:
                                         cache_dir=inference.cache_dir)
         requests = inference.num_requests or self.classifier.optimal_num_requests
         self.scheduler = Scheduler(self.classifier, max(1, requests), on_inferred=self._on_inferred)
-        if getattr(config, "rules", None):
+        if config.rules or any(camera.activities for camera in config.cameras.values()):
             from edge.checks import CheckEngine
+            from edge.config import ConfigError
 
-            self.checks = CheckEngine(config.rules, {name: ("wall" if camera.live else "media")
-                                                     for name, camera in config.cameras.items()})
+            time_bases = {name: ("wall" if camera.live else "media") for name, camera in config.cameras.items()}
+            try:
+                self.checks = CheckEngine(config.rules, time_bases, run_id=self.run_id)
+            except ValueError as error:
+                raise ConfigError(f"rules: {error}") from None
 
     def _on_inferred(self, lane: str, infer_s: float, queue_wait_s: float) -> None:
         observe = getattr(self._prometheus, "observe_queue_wait", None)
@@ -293,7 +296,6 @@ class Service:
                 if self.mode == "run" and all(lane.done for lane in self.lanes.values()):
                     break
                 self._watch(watchdog_s)
-                self._advance_live_checks()
                 terminal.update()
                 self.stop.event.wait(HOUSEKEEPING_S)
         finally:
@@ -307,19 +309,6 @@ class Service:
             if lane.live and limit > 0 and lane.state == ONLINE and age is not None and age > limit:
                 log.warning("%s: no frame for %.0f s; restarting the reader", name, age)
                 lane.restart_source(f"watchdog: no frame for {age:.0f} s")
-
-    def _advance_live_checks(self) -> None:
-        if self.checks is None:
-            return
-        from edge.postprocess import now_iso
-
-        now, wall = time.time(), now_iso()
-        for name, lane in self.lanes.items():
-            if lane.live:
-                for record in self.checks.advance(name, now, wall):
-                    record.setdefault("camera", name)
-                    record["run_id"] = self.run_id
-                    self.emit(Event("check", record["camera"], record))
 
     def _shutdown(self, sources: dict) -> None:
         if self.scheduler is not None:
