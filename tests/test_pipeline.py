@@ -21,6 +21,8 @@ import openvino as ov
 import pytest
 
 import edge.preprocess
+import edge.engine.lane
+import edge.engine.service
 from edge import pipeline
 from edge.config import config_from_mapping
 from edge.synthetic import read_frame_marker
@@ -32,8 +34,8 @@ KINETICS_LABELS = importlib.resources.files("edge.bundled") / "kinetics400_label
 
 EVENT_KEYS = [
     "source", "clip_index", "start_frame", "end_frame", "start_time_s", "end_time_s", "wall_time",
-    "label", "score", "top_k", "latency_ms", "model", "untrained",
-]
+    "label", "score", "top_k", "latency_ms", "model", "untrained", "camera", "run_id",
+]  # DESIGN.md's keys, then the release-2 keys every line gains
 LATENCY_KEYS = {"preprocess", "infer", "postprocess", "end_to_end"}
 SUMMARY_STAGES = ("decode", "preprocess", "inference", "postprocess", "overlay_write", "frame_to_label")
 
@@ -132,7 +134,7 @@ def run_case(demo_xml, compiled_cache, moving_shapes_video, tmp_path_factory):
             })
             with pytest.MonkeyPatch.context() as patch:
                 if case.hotpath != "default":
-                    patch.setattr(pipeline, "ClipRing", edge.preprocess.implementation(case.hotpath).ClipRing)
+                    patch.setattr(edge.engine.lane, "ClipRing", edge.preprocess.implementation(case.hotpath).ClipRing)
                 result = pipeline.run(config, keep_predictions=True)
             lines = (out / "events.jsonl").read_text(encoding="utf-8").splitlines()
             events = [json.loads(line) for line in lines]
@@ -264,7 +266,7 @@ REFERENCE_CASES = {
 def test_include_scores_adds_all_probabilities(run_case):
     ran = run_case(REFERENCE_CASES["batch-22"])
     for event in ran.events:
-        assert list(event) == [*EVENT_KEYS, "scores"]
+        assert list(event) == [*EVENT_KEYS[:-2], "scores", *EVENT_KEYS[-2:]]
         assert len(event["scores"]) == 400
         assert sum(event["scores"]) == pytest.approx(1.0, abs=1e-4)
         assert max(event["scores"]) == pytest.approx(event["score"], rel=1e-6)

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 
 from conftest import free_port
+import edge.engine.lane
+import edge.engine.service
 from edge import pipeline
 from edge.config import load_config
 from edge.sources import DEFAULT_FPS, FileSource, Source
@@ -236,7 +238,7 @@ def _config(tmp_path, demo_xml, compiled_cache, *overrides):
 
 
 def test_resolution_change_mid_stream(tmp_path, demo_xml, compiled_cache, monkeypatch):
-    monkeypatch.setattr(pipeline, "open_source", lambda spec, **options: SizeChangingSource())
+    monkeypatch.setattr(edge.engine.service, "open_source", lambda spec, **options: SizeChangingSource())
     result = pipeline.run(_config(tmp_path, demo_xml, compiled_cache, "source=rtsp://127.0.0.1/fake"), keep_predictions=True)
     assert result.exit_code == 0
     assert [(p.clip.start_frame, p.clip.end_frame) for p in result.predictions] == [(0, 15), (16, 31), (32, 47),
@@ -266,7 +268,7 @@ class _NanFpsCapture:
 def test_fps_nan_falls_back_and_the_summary_says_so(tmp_path, demo_xml, compiled_cache, moving_shapes_video,
                                                     monkeypatch):
     video = moving_shapes_video(20, 96, 64)
-    monkeypatch.setattr(pipeline, "open_source",
+    monkeypatch.setattr(edge.engine.service, "open_source",
                         lambda spec, **options: FileSource(spec, capture_factory=_NanFpsCapture))
     result = pipeline.run(_config(tmp_path, demo_xml, compiled_cache, f"source={video}"), keep_predictions=True)
     summary = json.loads((tmp_path / "out/summary.json").read_text())

@@ -48,6 +48,49 @@ class _SourceDone:
     error: str | None = None
 
 
+class _LiveBuffer:
+    """Between a live camera's reader and its lane: the newest ``capacity`` frames, oldest dropped first.
+
+    Gaps and the end of the source are kept in order with the frames and never dropped. The
+    reader puts one wake-up token on the lane's inbox when the buffer goes from empty to not
+    empty; the lane then takes everything buffered.
+    """
+
+    def __init__(self, capacity: int, wake) -> None:
+        self._items: deque = deque()
+        self._frames = 0
+        self._capacity = capacity
+        self._wake = wake
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def put(self, item) -> None:
+        with self._lock:
+            if isinstance(item[0], Frame) and self._frames >= self._capacity:
+                for index, (payload, _) in enumerate(self._items):
+                    if isinstance(payload, Frame):
+                        del self._items[index]
+                        self._frames -= 1
+                        self.dropped += 1  # the lane is behind: keep the freshest frames
+                        break
+            self._items.append(item)
+            self._frames += isinstance(item[0], Frame)
+            wake = len(self._items) == 1
+        if wake:
+            self._wake(_LIVE_FRAMES)
+
+    def take(self) -> list:
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+            self._frames = 0
+            return items
+
+
+_LIVE_FRAMES = object()  # inbox token: the live buffer has items
+LIVE_BUFFER_FRAMES = 8   # ~0.3 s at 25 fps
+
+
 @dataclass
 class _Pending:
     planned: PlannedClip
@@ -96,7 +139,8 @@ class Lane:
         self.monitor = _make_monitor(camera, info.labels, "wall" if self.live else "media", checks, run_id)
         self.inbox: queue.Queue = queue.Queue()
         self._deferred: deque = deque()
-        self._frame_slots = threading.Semaphore(4)  # frames between the reader and the lane
+        self._frame_slots = threading.Semaphore(4)  # a file's frames between the reader and the lane
+        self._live_buffer = _LiveBuffer(LIVE_BUFFER_FRAMES, self.inbox.put) if self.live else None
         self._pending: dict[int, _Pending] = {}
         self._order = ClipOrder()
         self._next_ticket = 0
@@ -109,7 +153,6 @@ class Lane:
         self.latest_record: dict | None = None
         self._latest_gated = False
         self._alert: tuple[str, float] | None = None
-        self.dropped_frames = 0
         self.gated_clips = 0
         self.reconnects = 0
         self.frames_out = 0
@@ -181,6 +224,7 @@ class Lane:
     def _read(self) -> None:
         error = None
         frames = iter(self.source)
+        deliver = self._live_buffer.put if self._live_buffer is not None else self.inbox.put
         try:
             while True:
                 t0 = time.perf_counter_ns()
@@ -189,18 +233,14 @@ class Lane:
                     break
                 if isinstance(item, Frame):
                     self.metrics.record("decode", (time.perf_counter_ns() - t0) / 1e6)
-                    if self.live:
-                        if not self._frame_slots.acquire(blocking=False):
-                            self.dropped_frames += 1  # the lane is behind: keep the freshest frames
-                            continue
-                    else:
+                    if self._live_buffer is None:
                         self._frame_slots.acquire()  # a file waits: no frame is lost
-                self.inbox.put((item, time.perf_counter_ns()))
+                deliver((item, time.perf_counter_ns()))
         except Exception as exc:  # a decoder fault must end this camera cleanly, not silently
             error = f"{self.source_name}: reading failed: {type(exc).__name__}: {exc}"
             log.error(error)
         finally:
-            self.inbox.put((_SourceDone(error), time.perf_counter_ns()))
+            deliver((_SourceDone(error), time.perf_counter_ns()))
 
     def _next_item(self):
         """The next thing to handle. A live camera with a check deadline pending wakes for it."""
@@ -221,17 +261,10 @@ class Lane:
                 item = self._next_item()
                 if isinstance(item, Outcome):
                     self._on_outcome(item)
-                    continue
-                payload, queued_ns = item
-                if isinstance(payload, Frame):
-                    try:
-                        self._on_frame(payload, queued_ns)
-                    finally:
-                        self._frame_slots.release()
-                elif isinstance(payload, _SourceDone):
-                    self._on_source_done(payload)
+                elif item is _LIVE_FRAMES:
+                    self._deferred.extend(self._live_buffer.take())
                 else:
-                    self._on_gap(payload)
+                    self._on_source_item(*item)
             self._emit_frames(final=True)
             if self.monitor is not None:  # every clip is in: segments end, pending deadlines are settled
                 self._report(self.monitor.on_end(now_iso()))
@@ -245,6 +278,18 @@ class Lane:
         finally:
             self._close_sinks()
 
+    def _on_source_item(self, payload, queued_ns: int) -> None:
+        if isinstance(payload, Frame):
+            try:
+                self._on_frame(payload, queued_ns)
+            finally:
+                if self._live_buffer is None:
+                    self._frame_slots.release()
+        elif isinstance(payload, _SourceDone):
+            self._on_source_done(payload)
+        else:
+            self._on_gap(payload)
+
     def _drain_after_error(self) -> None:
         """After a fault, give every lease back as its outcome arrives so the shared queue is not blocked."""
         self.scheduler.unregister(self.name)
@@ -254,7 +299,7 @@ class Lane:
                 entry = self._pending.pop(item.ticket.number, None)
                 if entry is not None and entry.lease is not None:
                     self.ring.release(entry.lease)
-            elif isinstance(item, tuple) and isinstance(item[0], Frame):
+            elif isinstance(item, tuple) and isinstance(item[0], Frame) and self._live_buffer is None:
                 self._frame_slots.release()
 
     # -- frames --------------------------------------------------------------------------------
@@ -276,7 +321,10 @@ class Lane:
             if isinstance(item, Outcome):
                 self._on_outcome(item)
                 return
-            self._deferred.append(item)
+            if item is _LIVE_FRAMES:
+                self._deferred.extend(self._live_buffer.take())
+            else:
+                self._deferred.append(item)
 
     def _push(self, frame: Frame, queued_ns: int) -> None:
         while not self.ring.can_push():
@@ -474,12 +522,17 @@ class Lane:
             "clips_per_s": self.metrics.current_clips_per_s(),
             "skipped_clips": self.metrics.skipped_clips,
             "gated_clips": self.gated_clips,
-            "dropped_frames": self.dropped_frames,
+            "dropped_frames": self._dropped(),
             "reconnects": self._reconnect_count(),
             "prediction": self.latest_record,
             "activity": None if segment is None else {"activity": segment["activity"], "id": segment["id"],
                                                       "since_s": segment["start_time_s"]},
         }
+
+    def _dropped(self) -> int:
+        """Frames a live camera dropped because the lane was behind (here or in the source)."""
+        own = self._live_buffer.dropped if self._live_buffer is not None else 0
+        return own + int(getattr(self.source, "frames_dropped", 0) or 0)
 
     def _reconnect_count(self) -> int:
         return max(self.reconnects, int(getattr(self.source, "reconnects", 0) or 0))
@@ -498,7 +551,7 @@ class Lane:
             frame_step=self.sampler.frame_step, stride=self.sampler.stride,
             preprocess_implementation=IMPLEMENTATION, frames=snapshot["frames"], clips=snapshot["clips"],
             skipped_clips=snapshot["skipped_clips"], gated_clips=self.gated_clips,
-            dropped_frames=self.dropped_frames + int(getattr(self.source, "frames_dropped", 0) or 0),
+            dropped_frames=self._dropped(),
             reconnects=self._reconnect_count(),
             input_fps=self.source.fps if self.source is not None else None,
             processing_fps=snapshot["processing_fps"], clips_per_s=snapshot["clips_per_s"],
