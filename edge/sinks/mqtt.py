@@ -171,8 +171,8 @@ class MqttSink:
         client_id = settings.client_id or f"edge-har-{topic_part(socket.gethostname())}-{topic_part(self.prefix)}"
         self.client_id = client_id
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        client.suppress_exceptions = True   # a bug in a callback must not kill the network thread
-        client.enable_logger(logging.getLogger("edge.sinks.mqtt.paho"))
+        client.suppress_exceptions = True   # a bug in a callback must not kill the network thread...
+        client.on_log = _log_callback_errors   # ...but it is logged
         # The last will is part of CONNECT: set before the first connection attempt.
         client.will_set(self.available_topic, "offline", qos=1, retain=True)
         if settings.username is not None:
@@ -447,10 +447,10 @@ class MqttSink:
         draining = False   # after a reconnect, paho's resends go first
         deadline = None
         while True:
-            if self._closing and deadline is None:
-                deadline = time.monotonic() + self._close_timeout_s
             self._wake.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
             self._wake.clear()
+            if self._closing and deadline is None:
+                deadline = time.monotonic() + self._close_timeout_s
             while self._acks:
                 mid, accepted = self._acks.popleft()
                 seq = inflight.pop(mid, None)
@@ -487,6 +487,12 @@ class MqttSink:
                 sent_upto = record.seq
             if batch:
                 self._wake.set()   # more may be waiting
+
+
+def _log_callback_errors(client, userdata, level, message) -> None:
+    # paho logs an error per failed reconnect attempt too; the sink reports those itself, once.
+    if level == mqtt.MQTT_LOG_ERR and message.startswith("Caught exception"):
+        log.error("mqtt: %s", message)
 
 
 def _rule_state(results: dict[str, bool]) -> str:

@@ -1,0 +1,431 @@
+"""MQTT sink against a real broker (mosquitto on 127.0.0.1), and the on-disk spool.
+
+The oracle for every delivered event is the record handed to the sink
+(``Event.record``, the events.jsonl object); for retained state it is the
+state the events imply; for discovery it is Home Assistant's schema.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.sinks import Event, SinkError
+from edge.sinks.mqtt import MqttSink
+from edge.sinks.spool import Spool
+from support_mqtt import WAIT_S, Collector, Mosquitto, free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST_RECONNECT = (0.1, 0.5)
+
+
+def activity(camera, seq, kind="start", name="handwash", score=0.8):
+    return {"event": "activity", "type": kind, "id": f"{camera}-{seq}", "camera": camera, "activity": name,
+            "start_time_s": float(seq), "end_time_s": float(seq) + 5 if kind == "end" else None,
+            "duration_s": 5.0 if kind == "end" else 0.0, "peak_score": score, "time_base": "media",
+            **({"reason": "ended"} if kind == "end" else {}), "wall_time": f"2026-11-28T08:00:{seq % 60:02d}Z",
+            "run_id": "run-1"}
+
+
+def check(camera, seq, rule="wash-20s", passed=False):
+    return {"event": "check", "rule": rule, "kind": "min_duration", "camera": camera, "passed": passed,
+            "reason": "washed 12.0 s < 20 s" if passed is False else "ok", "time_s": float(seq),
+            "time_base": "media", "activity_ids": [f"{camera}-{seq}"],
+            "wall_time": f"2026-11-28T08:01:{seq % 60:02d}Z", "run_id": "run-1"}
+
+
+def mixed_events(count, start=0, camera="sink"):
+    """Alternating activity and check events; ``(Event, topic suffix)`` pairs in hand-over order."""
+    out = []
+    for i in range(start, start + count):
+        if i % 2:
+            out.append(Event("check", camera, check(camera, i, passed=bool(i % 3))))
+        else:
+            out.append(Event("activity", camera, activity(camera, i, kind="start" if i % 4 == 0 else "end")))
+    return out
+
+
+def received(collector, prefix="edge-har"):
+    """Every activity and check event the subscriber got, decoded, in arrival order (events and checks merged)."""
+    with collector._condition:
+        return [json.loads(payload) for topic, payload, _ in collector.messages
+                if topic in (f"{prefix}/events", f"{prefix}/checks")]
+
+
+def settings(broker_port, tmp_path, **extra):
+    return {"host": "127.0.0.1", "port": broker_port, "spool_dir": str(tmp_path / "spool"), **extra}
+
+
+@pytest.fixture
+def broker(tmp_path):
+    mosquitto = Mosquitto(tmp_path / "broker").start()
+    yield mosquitto
+    mosquitto.stop()
+
+
+@pytest.fixture
+def sinks():
+    made = []
+    yield made
+    for sink in made:
+        sink.close()
+
+
+def make_sink(sinks, config, **options):
+    options.setdefault("cameras", ["sink", "kitchen"])
+    options.setdefault("reconnect_delay_s", FAST_RECONNECT)
+    sink = MqttSink(config, **options)
+    sinks.append(sink)
+    return sink
+
+
+# -- topics, retained state, discovery ---------------------------------------------------------------
+
+DISCOVERY_TOPIC = re.compile(r"^homeassistant/(sensor|binary_sensor)/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/config$")
+ENTITY_ID = re.compile(r"^(sensor|binary_sensor)\.[a-z0-9_]+$")
+
+
+def validate_discovery(topic: str, config: dict) -> str:
+    """Home Assistant's MQTT discovery schema, the parts an entity needs to appear; returns the component."""
+    match = DISCOVERY_TOPIC.match(topic)
+    assert match, topic
+    component = match.group(1)
+    for key in ("name", "unique_id", "state_topic", "device", "origin", "availability_topic"):
+        assert key in config, (topic, key)
+    assert ENTITY_ID.match(config["default_entity_id"]) and config["default_entity_id"].startswith(component + ".")
+    assert "object_id" not in config   # deprecated in HA 2025.10 in favour of default_entity_id
+    device = config["device"]
+    assert isinstance(device["identifiers"], list) and device["identifiers"]
+    for key in ("name", "model", "sw_version", "manufacturer"):
+        assert isinstance(device[key], str) and device[key], key
+    assert config["origin"]["name"] == "edge-har"
+    assert (config["payload_available"], config["payload_not_available"]) == ("online", "offline")
+    assert config["availability_topic"] == "edge-har/available"
+    if component == "binary_sensor":
+        assert config["device_class"] in ("connectivity", "problem")
+        assert (config.get("payload_on", "ON"), config.get("payload_off", "OFF")) == ("ON", "OFF")
+    return component
+
+
+def render(template: str, value: str) -> str:
+    jinja2 = pytest.importorskip("jinja2")   # Home Assistant's template engine
+    return jinja2.Environment().from_string(template).render(value=value).strip()
+
+
+def test_available_retained_state_discovery_and_events(broker, tmp_path, sinks):
+    collector = Collector(broker.port)
+    sink = make_sink(sinks, settings(broker.port, tmp_path, predictions=True),
+                     rules=["wash-20s", "no-smoking"], model="resnet34-kinetics", version="9.9.9")
+    assert collector.wait_last("edge-har/available", b"online")
+    assert collector.wait_for(lambda c: all(c.last(f"edge-har/{cam}/status") == b"starting"
+                                            and c.last(f"edge-har/{cam}/activity") == b"none"
+                                            for cam in ("sink", "kitchen")))
+    assert collector.wait_for(lambda c: all(c.last(f"edge-har/rules/{rule}/state") == b"OFF"
+                                            for rule in ("wash-20s", "no-smoking")))
+
+    # Discovery: per camera a sensor (activity) and a connectivity binary_sensor, per rule a problem binary_sensor.
+    assert collector.wait_for(lambda c: sum(t.startswith("homeassistant/") for t, _, _ in c.messages) >= 6)
+    configs = {topic: json.loads(payload) for topic, payload, _ in collector.messages
+               if topic.startswith("homeassistant/")}
+    by_state_topic = {config["state_topic"]: (validate_discovery(topic, config), config)
+                      for topic, config in configs.items()}
+    assert set(by_state_topic) == {"edge-har/sink/activity", "edge-har/sink/status", "edge-har/kitchen/activity",
+                                   "edge-har/kitchen/status", "edge-har/rules/wash-20s/state",
+                                   "edge-har/rules/no-smoking/state"}
+    assert len({config["unique_id"] for config in configs.values()}) == 6
+    component, online = by_state_topic["edge-har/sink/status"]
+    assert (component, online["device_class"]) == ("binary_sensor", "connectivity")
+    assert [render(online["value_template"], state) for state in ("online", "reconnecting", "offline")] == \
+        ["ON", "OFF", "OFF"]
+    component, rule = by_state_topic["edge-har/rules/wash-20s/state"]
+    assert (component, rule["device_class"]) == ("binary_sensor", "problem")
+    assert by_state_topic["edge-har/sink/activity"][0] == "sensor"
+    device = next(iter(configs.values()))["device"]
+    assert (device["model"], device["sw_version"]) == ("resnet34-kinetics", "9.9.9")
+
+    # Events: the same JSON objects as the records, state topics follow them.
+    sink.handle(Event("status", "sink", {"event": "status", "camera": "sink", "state": "online",
+                                         "reason": None, "wall_time": "t"}))
+    start = activity("sink", 1)
+    failed = check("sink", 2, passed=False)
+    prediction = {"source": "cam", "clip_index": 0, "label": "washing hands", "score": 0.9, "camera": "sink",
+                  "run_id": "run-1", "top_k": [{"label": "washing hands", "score": 0.9}]}
+    sink.handle(Event("activity", "sink", start))
+    sink.handle(Event("check", "sink", failed))
+    sink.handle(Event("prediction", "sink", prediction))
+    sink.handle(Event("gap", "sink", {"event": "gap", "camera": "sink"}))   # not an MQTT topic
+    assert collector.wait_last("edge-har/sink/status", b"online")
+    assert collector.wait_last("edge-har/sink/activity", b"handwash")
+    assert collector.wait_last("edge-har/rules/wash-20s/state", b"ON")
+    assert collector.wait_count("edge-har/events", 1) and collector.wait_count("edge-har/checks", 1)
+    assert collector.wait_count("edge-har/sink/prediction", 1)
+    assert [json.loads(p) for p in collector.payloads("edge-har/events")] == [start]
+    assert [json.loads(p) for p in collector.payloads("edge-har/checks")] == [failed]
+    assert [json.loads(p) for p in collector.payloads("edge-har/sink/prediction")] == [prediction]
+
+    sink.handle(Event("activity", "sink", activity("sink", 1, kind="end")))
+    sink.handle(Event("check", "sink", check("sink", 3, passed=True)))
+    assert collector.wait_last("edge-har/sink/activity", b"none")
+    assert collector.wait_last("edge-har/rules/wash-20s/state", b"OFF")
+    assert collector.last("edge-har/kitchen/activity") == b"none"
+    assert wait_until(lambda: sink.sent == 4)
+
+    # A newcomer sees everything retained.
+    late = Collector(broker.port)
+    assert late.wait_for(lambda c: c.last("edge-har/sink/status") == b"online"
+                         and c.last("edge-har/available") == b"online"
+                         and c.last("edge-har/sink/activity") == b"none"
+                         and c.last("edge-har/rules/wash-20s/state") == b"OFF"
+                         and len([t for t, _, _ in c.messages if t.startswith("homeassistant/")]) == 6)
+    assert late.payloads("edge-har/events") == []   # events are not retained
+
+    # Home Assistant's birth message brings the discovery configs back after they were wiped.
+    for topic in configs:
+        late.publish(topic, b"", retain=True)
+    collector.publish("homeassistant/status", b"online")
+    fresh = Collector(broker.port, ["homeassistant/#"])
+    assert fresh.wait_for(lambda c: len({t for t, p, _ in c.messages if p}) == 6)
+
+    sink.close()
+    assert collector.wait_last("edge-har/available", b"offline")
+    for subscriber in (collector, late, fresh):
+        subscriber.close()
+
+
+def test_malformed_payload_on_a_subscribed_topic_is_logged_not_raised(broker, tmp_path, sinks, caplog):
+    collector = Collector(broker.port)
+    sink = make_sink(sinks, settings(broker.port, tmp_path))
+    assert collector.wait_last("edge-har/available", b"online")
+    caplog.set_level(logging.WARNING, logger="edge.sinks.mqtt")
+    collector.publish("homeassistant/status", b"\xff\xfe not utf-8")
+    collector.publish("homeassistant/status", b"maybe")
+    assert wait_until(lambda: sum("unexpected payload" in r.getMessage() for r in caplog.records) == 2)
+    warnings = [r.getMessage() for r in caplog.records if "unexpected payload" in r.getMessage()]
+    assert all("\n" not in message and "homeassistant/status" in message for message in warnings)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # The network thread lives on: an event still arrives.
+    record = activity("sink", 7)
+    sink.handle(Event("activity", "sink", record))
+    assert collector.wait_count("edge-har/events", 1)
+    assert json.loads(collector.last("edge-har/events")) == record
+    collector.close()
+
+
+# -- nothing lost while the broker is away -----------------------------------------------------------
+
+def test_broker_outage_loses_nothing_and_keeps_order(broker, tmp_path, sinks):
+    collector = Collector(broker.port, ["edge-har/events", "edge-har/checks"], client_id="outage-watcher",
+                          persistent=True)
+    sink = make_sink(sinks, settings(broker.port, tmp_path))
+    assert wait_until(lambda: sink.connected)
+    before = mixed_events(10)
+    for event in before:
+        sink.handle(event)
+    assert collector.wait_for(lambda c: len(received(c)) == 10)
+    assert wait_until(lambda: sink.sent == 10 and sink.pending == 0)   # nothing in flight when the broker goes
+
+    broker.stop()
+    outage_start = time.monotonic()
+    assert wait_until(lambda: not sink.connected)
+    during = mixed_events(40, start=10)
+    handle_s = []
+    for event in during:
+        began = time.perf_counter()
+        sink.handle(event)
+        handle_s.append(time.perf_counter() - began)
+    assert sink.pending == 40 and sink.spooled == 40 and sink.sent == 10
+    spool_bytes = sink.spool.bytes
+    assert spool_bytes > 0
+    broker.start()
+    assert wait_until(lambda: sink.connected)
+    outage_s = time.monotonic() - outage_start   # broker stopped until the sink is connected again
+
+    assert collector.wait_for(lambda c: len(received(c)) >= 50), len(received(collector))
+    assert wait_until(lambda: sink.pending == 0 and sink.sent == 50)
+    got = received(collector)
+    assert got == [event.record for event in before + during]   # all, in order, none twice
+    assert sink.reconnects >= 1 and sink.spool_dropped == 0
+    print(json.dumps({"outage": {"messages_sent": sink.sent, "during_outage": len(during),
+                                 "outage_s": round(outage_s, 3), "spooled": sink.spooled,
+                                 "spool_bytes": spool_bytes, "spool_dropped": sink.spool_dropped,
+                                 "reconnects": sink.reconnects,
+                                 "handle_ms_max": round(max(handle_s) * 1e3, 3)}}))
+    collector.close()
+
+
+def test_events_in_flight_when_the_broker_dies_arrive_at_least_once_in_order(broker, tmp_path, sinks):
+    collector = Collector(broker.port, ["edge-har/events", "edge-har/checks"], client_id="inflight-watcher",
+                          persistent=True)
+    sink = make_sink(sinks, settings(broker.port, tmp_path))
+    assert wait_until(lambda: sink.connected)
+    events = mixed_events(60)
+    for event in events[:30]:
+        sink.handle(event)
+    broker.stop()   # with some of the 30 published but not yet acknowledged, or not yet published
+    for event in events[30:]:
+        sink.handle(event)
+    broker.start()
+    assert wait_until(lambda: sink.pending == 0 and sink.sent == 60)
+    assert collector.wait_for(lambda c: len({json.dumps(r, sort_keys=True) for r in received(c)}) == 60)
+    got = received(collector)
+    first_seen = []
+    for record in got:
+        if record not in first_seen:
+            first_seen.append(record)
+    assert first_seen == [event.record for event in events]   # all of them, in order of first arrival
+    duplicates = len(got) - len(first_seen)
+    print(json.dumps({"in_flight_outage": {"handed": 60, "received": len(got), "duplicates": duplicates}}))
+    collector.close()
+
+
+def test_broker_down_at_start_then_appears(tmp_path, sinks):
+    port = free_port()
+    sink = make_sink(sinks, settings(port, tmp_path))
+    events = mixed_events(12)
+    for event in events:
+        sink.handle(event)   # returns (a lane is never held up by a missing broker)
+    assert not sink.connected and sink.pending == 12 and sink.spooled == 12
+    broker = Mosquitto(tmp_path / "broker", port=port)
+    collector = None
+    try:
+        broker.start()
+        collector = Collector(port, ["edge-har/#"])
+        assert collector.wait_for(lambda c: len(received(c)) == 12)
+        assert received(collector) == [event.record for event in events]
+        assert collector.wait_last("edge-har/available", b"online")
+    finally:
+        if collector:
+            collector.close()
+        sink.close()
+        broker.stop()
+
+
+def test_full_spool_drops_oldest_and_a_restarted_sink_resends_the_rest(tmp_path, sinks):
+    port = free_port()
+    limit_mb = 4096 / (1024 * 1024)   # a 4 KiB spool
+    sink = make_sink(sinks, settings(port, tmp_path, spool_max_mb=limit_mb))
+    events = mixed_events(100)
+    for event in events:
+        sink.handle(event)
+    dropped = sink.spool_dropped
+    kept = sink.pending
+    assert dropped > 0 and kept > 0 and dropped + kept == 100
+    assert sink.spool.bytes <= 4096
+    sink.close()   # broker never seen: everything unsent stays on disk
+    assert sum(path.stat().st_size for path in (tmp_path / "spool").glob("*.jsonl")) <= 4096
+
+    broker = Mosquitto(tmp_path / "broker", port=port).start()
+    collector = Collector(port, ["edge-har/events", "edge-har/checks"])
+    try:
+        again = make_sink(sinks, settings(port, tmp_path, spool_max_mb=limit_mb))
+        assert again.spool.recovered == kept
+        assert collector.wait_for(lambda c: len(received(c)) == kept)
+        assert received(collector) == [event.record for event in events[dropped:]]   # the newest, in order
+        assert wait_until(lambda: again.pending == 0)
+        again.close()
+        assert not list((tmp_path / "spool").glob("*.jsonl"))   # all acknowledged, nothing left to resend
+    finally:
+        collector.close()
+        broker.stop()
+
+
+# -- the last will -----------------------------------------------------------------------------------
+
+CHILD = """
+import sys, threading
+from edge.sinks.mqtt import MqttSink
+sink = MqttSink({"host": "127.0.0.1", "port": int(sys.argv[1]), "spool_dir": sys.argv[2], "client_id": "will-child"},
+                cameras=["sink"], reconnect_delay_s=(0.1, 0.5))
+connected = threading.Event()
+while not connected.wait(0.01):
+    if sink.connected:
+        connected.set()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_last_will_offline_when_killed(broker, tmp_path):
+    collector = Collector(broker.port, ["edge-har/available"])
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(broker.port), str(tmp_path / "child-spool")],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        assert collector.wait_last("edge-har/available", b"online")
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=WAIT_S)
+        assert collector.wait_last("edge-har/available", b"offline")
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        collector.close()
+
+
+# -- start-up errors ---------------------------------------------------------------------------------
+
+def test_bad_ca_file_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "ca.pem"
+    bad.write_text("this is not a certificate\n")
+    for ca_file in (bad, tmp_path / "missing.pem"):
+        with pytest.raises(SinkError) as error:
+            MqttSink({"host": "127.0.0.1", "port": free_port(), "tls": True, "ca_file": str(ca_file),
+                      "spool_dir": str(tmp_path / "spool")}, cameras=["sink"])
+        message = str(error.value)
+        assert str(ca_file) in message and "\n" not in message
+
+
+def test_missing_host_is_an_error(tmp_path):
+    with pytest.raises(SinkError, match="mqtt.host"):
+        MqttSink({"spool_dir": str(tmp_path / "spool")}, cameras=["sink"])
+
+
+# -- the spool on its own ----------------------------------------------------------------------------
+
+def test_spool_bounds_order_and_reopen(tmp_path):
+    spool = Spool(tmp_path / "spool", 2000, fsync=False)
+    records = [{"n": n, "text": "x" * 40} for n in range(100)]
+    seqs = [spool.append("t", record) for record in records]
+    assert seqs == list(range(1, 101))
+    assert spool.bytes <= 2000 and spool.dropped > 0
+    kept = spool.read_after(0, 1000)
+    assert [r.payload for r in kept] == records[spool.dropped:]
+    assert [r.seq for r in kept] == seqs[spool.dropped:]
+
+    # Acknowledge part (out of order too), reopen: only the unacknowledged come back.
+    spool.ack(kept[1].seq)
+    spool.ack(kept[0].seq)
+    spool.ack(kept[3].seq)
+    spool.close()
+    again = Spool(tmp_path / "spool", 2000, fsync=False)
+    assert again.recovered == len(kept) - 2   # kept[3] is after a gap: its ack is not yet durable
+    assert [r.seq for r in again.read_after(0, 1000)] == [r.seq for r in kept[2:]]
+    assert again.append("t", {"n": "new"}) == 101
+    again.close()
+
+
+def test_spool_truncates_a_torn_last_line_and_is_exclusive(tmp_path):
+    spool = Spool(tmp_path / "spool", 1 << 20, fsync=False)
+    for n in range(3):
+        spool.append("t", {"n": n})
+    with pytest.raises(SinkError, match="in use"):
+        Spool(tmp_path / "spool", 1 << 20)
+    spool.close()
+    segment = next((tmp_path / "spool").glob("*.jsonl"))
+    with open(segment, "ab") as file:
+        file.write(b'{"seq": 4, "topic": "t", "payl')   # the process died mid-write
+    again = Spool(tmp_path / "spool", 1 << 20, fsync=False)
+    assert [r.payload for r in again.read_after(0, 10)] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert segment.read_bytes().endswith(b"\n")
+    assert again.append("t", {"n": 3}) == 4
+    again.close()
