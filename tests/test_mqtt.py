@@ -245,6 +245,8 @@ def test_broker_outage_loses_nothing_and_keeps_order(broker, tmp_path, sinks):
     assert sink.pending == 40 and sink.spooled == 40 and sink.sent == 10
     spool_bytes = sink.spool.bytes
     assert spool_bytes > 0
+    failures = sink.connect_failures
+    assert wait_until(lambda: sink.connect_failures >= failures + 3)   # it keeps trying, with backoff
     broker.start()
     assert wait_until(lambda: sink.connected)
     outage_s = time.monotonic() - outage_start   # broker stopped until the sink is connected again

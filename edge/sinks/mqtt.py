@@ -147,6 +147,7 @@ class MqttSink:
         self.rejected = 0        # events the broker refused (PUBACK with an error reason)
         self.connected = False
         self.reconnects = 0      # successful connections after the first
+        self.connect_failures = 0   # connection attempts that failed (broker unreachable, refused)
         self.handle_errors = 0   # events lost because the spool could not be written
 
         # Retained state, as last published (guarded by _state_lock).
@@ -162,7 +163,8 @@ class MqttSink:
 
         self._acks: collections.deque[tuple[int, bool]] = collections.deque()   # (mid, accepted) from on_publish
         self._wake = threading.Event()
-        self._reconnected = False
+        self._connection = 0     # +1 per successful connection; in-flight events remember theirs
+        self._count_lock = threading.Lock()
         self._closing = False
         self._closed = False
         self._ever_connected = False
@@ -224,7 +226,8 @@ class MqttSink:
             if event.kind in ("activity", "check"):
                 topic = self.events_topic if event.kind == "activity" else self.checks_topic
                 if self.spool.append(topic, event.record) is not None and not self.connected:
-                    self.spooled += 1
+                    with self._count_lock:
+                        self.spooled += 1
                 self._wake.set()
                 if event.kind == "activity":
                     self._on_activity(event.camera, event.record)
@@ -242,7 +245,8 @@ class MqttSink:
                 self.client.publish(f"{self.prefix}/{topic_part(event.camera)}/prediction",
                                     _json(event.record), qos=0)
         except Exception as error:   # a lane must never fail because of MQTT
-            self.handle_errors += 1
+            with self._count_lock:
+                self.handle_errors += 1
             log.error("mqtt: could not take a %s event of camera %s: %s", event.kind, event.camera, error)
 
     def _on_activity(self, camera: str, record: dict) -> None:
@@ -307,7 +311,8 @@ class MqttSink:
         return {"connected": self.connected, "sent": self.sent, "spooled": self.spooled,
                 "pending": self.pending, "spool_bytes": self.spool.bytes, "spool_dropped": self.spool_dropped,
                 "spool_recovered": self.spool.recovered, "rejected": self.rejected,
-                "reconnects": self.reconnects, "handle_errors": self.handle_errors}
+                "reconnects": self.reconnects, "connect_failures": self.connect_failures,
+                "handle_errors": self.handle_errors}
 
     # -- state and discovery -------------------------------------------------------------------
 
@@ -404,11 +409,12 @@ class MqttSink:
         if self.settings.homeassistant:
             client.subscribe(self.homeassistant_status_topic, qos=1)
         self._publish_all_state()
+        self._connection += 1   # before `connected`: the sender must see the new number when it sees True
         self.connected = True
-        self._reconnected = True
         self._wake.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
+        self.connect_failures += 1
         if not self._unreachable_logged:
             self._unreachable_logged = True
             log.warning("mqtt: cannot reach broker %s:%s; spooling events to %s and retrying",
@@ -427,24 +433,25 @@ class MqttSink:
 
     def _on_message(self, client, userdata, message) -> None:
         try:
-            payload = message.payload.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            payload = None
-        if message.topic == self.homeassistant_status_topic and payload == "online":
-            log.info("mqtt: Home Assistant came online; publishing discovery again")
-            self._publish_all_state()
-        elif message.topic == self.homeassistant_status_topic and payload == "offline":
-            pass
-        else:
-            shown = message.payload[:60]
-            log.warning("mqtt: ignoring an unexpected payload on %s: %r", message.topic, shown)
+            try:
+                payload = message.payload.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                payload = None
+            if message.topic == self.homeassistant_status_topic and payload == "online":
+                log.info("mqtt: Home Assistant came online; publishing discovery again")
+                self._publish_all_state()
+            elif message.topic == self.homeassistant_status_topic and payload == "offline":
+                pass
+            else:
+                log.warning("mqtt: ignoring an unexpected payload on %s: %r", message.topic, message.payload[:60])
+        except Exception as error:   # never let a message from outside stop the network thread
+            log.warning("mqtt: ignoring a message that could not be handled: %s", error)
 
     # -- the sender thread ---------------------------------------------------------------------
 
     def _send_loop(self) -> None:
-        inflight: dict[int, int] = {}   # paho mid -> spool seq
+        inflight: dict[int, tuple[int, int]] = {}   # paho mid -> (spool seq, connection it was published on)
         sent_upto = self.spool.acked_upto
-        draining = False   # after a reconnect, paho's resends go first
         deadline = None
         while True:
             self._wake.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -453,25 +460,24 @@ class MqttSink:
                 deadline = time.monotonic() + self._close_timeout_s
             while self._acks:
                 mid, accepted = self._acks.popleft()
-                seq = inflight.pop(mid, None)
-                if seq is None:
+                entry = inflight.pop(mid, None)
+                if entry is None:
                     continue   # a state or discovery message
+                seq = entry[0]
                 self.spool.ack(seq)
                 if accepted:
                     self.sent += 1
                 else:
                     self.rejected += 1
                     log.warning("mqtt: the broker refused an event (spool seq %d); not retried", seq)
-            if self._reconnected:
-                self._reconnected = False
-                draining = bool(inflight)
-            if draining and not inflight:
-                draining = False
             if deadline is not None and (time.monotonic() >= deadline or not self.connected
                                          or (not inflight and self.spool.pending == 0)):
                 return
-            if not self.connected or draining or len(inflight) >= self.window:
+            if not self.connected or len(inflight) >= self.window:
                 continue
+            connection = self._connection
+            if any(published < connection for _, published in inflight.values()):
+                continue   # paho resends these after a reconnect; newer records wait for their PUBACKs
             try:
                 batch = self.spool.read_after(sent_upto, self.window - len(inflight))
             except OSError as error:
@@ -483,7 +489,7 @@ class MqttSink:
                     log.warning("mqtt: publish failed (%s); retrying", mqtt.error_string(info.rc))
                     break
                 # NO_CONN: paho keeps a QoS 1 message and sends it after reconnecting, like the in-flight ones.
-                inflight[info.mid] = record.seq
+                inflight[info.mid] = (record.seq, connection)
                 sent_upto = record.seq
             if batch:
                 self._wake.set()   # more may be waiting
