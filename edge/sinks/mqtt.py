@@ -157,7 +157,7 @@ class MqttSink:
         self._camera_activity: dict[str, str] = {camera: "none" for camera in self.cameras}
         self._rule_results: dict[str, dict[str, bool]] = {rule: {} for rule in self.rules}
 
-        ssl_context = self._tls_context() if settings.tls else None
+        self._ssl_context = self._tls_context() if settings.tls else None
         spool_dir = Path(settings.spool_dir) if settings.spool_dir else _default_spool_dir()
         self.spool = Spool(spool_dir, max(1, int(settings.spool_max_mb * 1024 * 1024)), fsync=spool_fsync)
 
@@ -169,7 +169,17 @@ class MqttSink:
         self._closed = False
         self._ever_connected = False
         self._unreachable_logged = False
+        self._refusal_logged: str | None = None
+        try:
+            self._start_client(reconnect_delay_s)
+        except BaseException:
+            self.spool.close()
+            raise
+        self._sender = threading.Thread(target=self._send_loop, name="edge-har-mqtt-sender", daemon=True)
+        self._sender.start()
 
+    def _start_client(self, reconnect_delay_s: tuple[float, float]) -> None:
+        settings = self.settings
         client_id = settings.client_id or f"edge-har-{topic_part(socket.gethostname())}-{topic_part(self.prefix)}"
         self.client_id = client_id
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
@@ -179,8 +189,8 @@ class MqttSink:
         client.will_set(self.available_topic, "offline", qos=1, retain=True)
         if settings.username is not None:
             client.username_pw_set(settings.username, settings.password)
-        if ssl_context is not None:
-            client.tls_set_context(ssl_context)
+        if settings.tls:
+            client.tls_set_context(self._ssl_context)
         client.reconnect_delay_set(reconnect_delay_s[0], reconnect_delay_s[1])
         client.max_inflight_messages_set(self.window + 8)   # events never wait in paho's own queue
         client.on_connect = self._on_connect
@@ -188,15 +198,12 @@ class MqttSink:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
-        self.client = client
-
+        self.client = client   # the callbacks use it, from the first CONNACK on
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = _SESSION_EXPIRY_S
         client.connect_async(settings.host, settings.port, keepalive=int(settings.keepalive_s),
                              clean_start=False, properties=properties)
         client.loop_start()
-        self._sender = threading.Thread(target=self._send_loop, name="edge-har-mqtt-sender", daemon=True)
-        self._sender.start()
 
     @classmethod
     def from_config(cls, config, *, model: str | None = None, **options) -> MqttSink:
@@ -222,6 +229,8 @@ class MqttSink:
 
     def handle(self, event: Event) -> None:
         """Take one event; returns after at most one fsync'd append to the spool. Never raises."""
+        if self._closed:
+            return
         try:
             if event.kind in ("activity", "check"):
                 topic = self.events_topic if event.kind == "activity" else self.checks_topic
@@ -397,9 +406,13 @@ class MqttSink:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("mqtt: broker %s:%s refused the connection: %s", self.settings.host, self.settings.port,
-                      reason_code)
+            self.connect_failures += 1
+            if self._refusal_logged != str(reason_code):   # once per reason, not once per retry
+                self._refusal_logged = str(reason_code)
+                log.error("mqtt: broker %s:%s refused the connection: %s; retrying", self.settings.host,
+                          self.settings.port, reason_code)
             return
+        self._refusal_logged = None
         if self._ever_connected:
             self.reconnects += 1
         self._ever_connected = True
