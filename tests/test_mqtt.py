@@ -264,6 +264,31 @@ def test_broker_outage_loses_nothing_and_keeps_order(broker, tmp_path, sinks):
     collector.close()
 
 
+def test_reconnect_restores_all_retained_state_to_a_broker_that_lost_it(broker, tmp_path, sinks):
+    sink = make_sink(sinks, settings(broker.port, tmp_path), rules=["no-smoking"])
+    assert wait_until(lambda: sink.connected)
+    sink.handle(Event("status", "kitchen", {"event": "status", "camera": "kitchen", "state": "reconnecting",
+                                            "reason": "read timeout", "wall_time": "t"}))
+    sink.handle(Event("activity", "kitchen", activity("kitchen", 1, name="smoking")))
+    sink.handle(Event("check", "kitchen", check("kitchen", 1, rule="no-smoking", passed=False)))
+    assert wait_until(lambda: sink.sent == 2)
+    broker.stop()
+    stores = list(broker.directory.glob("*.db"))
+    assert stores   # mosquitto saved its store on SIGTERM...
+    for stored in stores:
+        stored.unlink()   # ...and comes back without it: no retained messages at all
+    broker.start()
+    assert wait_until(lambda: sink.connected and sink.reconnects == 1)
+    newcomer = Collector(broker.port)
+    expected = {"edge-har/available": b"online", "edge-har/kitchen/status": b"reconnecting",
+                "edge-har/kitchen/activity": b"smoking", "edge-har/sink/status": b"starting",
+                "edge-har/sink/activity": b"none", "edge-har/rules/no-smoking/state": b"ON"}
+    assert newcomer.wait_for(lambda c: all(c.last(topic) == payload for topic, payload in expected.items())
+                             and sum(t.startswith("homeassistant/") for t, _, _ in c.messages) == 5)
+    assert newcomer.payloads("edge-har/events") == []
+    newcomer.close()
+
+
 def test_events_in_flight_when_the_broker_dies_arrive_at_least_once_in_order(broker, tmp_path, sinks):
     collector = Collector(broker.port, ["edge-har/events", "edge-har/checks"], client_id="inflight-watcher",
                           persistent=True)
