@@ -87,8 +87,9 @@ class MqttSettings:
         else:
             values = {name: getattr(section, name) for name in names if hasattr(section, name)}
         unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"mqtt: unknown key(s) {', '.join(unknown)}")
+        if unknown:   # the config schema validates keys; a newer schema must not stop the sink
+            log.warning("mqtt: ignoring setting(s) this sink does not know: %s", ", ".join(unknown))
+            values = {key: value for key, value in values.items() if key in names}
         password = values.get("password")
         if password is not None and hasattr(password, "get_secret_value"):
             values["password"] = password.get_secret_value()
@@ -253,7 +254,7 @@ class MqttSink:
             elif event.kind == "prediction" and self.settings.predictions and self.connected:
                 self.client.publish(f"{self.prefix}/{topic_part(event.camera)}/prediction",
                                     _json(event.record), qos=0)
-        except Exception as error:   # a lane must never fail because of MQTT
+        except Exception as error:  # noqa: BLE001  (a lane must never fail because of MQTT)
             with self._count_lock:
                 self.handle_errors += 1
             log.error("mqtt: could not take a %s event of camera %s: %s", event.kind, event.camera, error)
@@ -457,7 +458,7 @@ class MqttSink:
                 pass
             else:
                 log.warning("mqtt: ignoring an unexpected payload on %s: %r", message.topic, message.payload[:60])
-        except Exception as error:   # never let a message from outside stop the network thread
+        except Exception as error:  # noqa: BLE001  (a message from outside must not stop the network thread)
             log.warning("mqtt: ignoring a message that could not be handled: %s", error)
 
     # -- the sender thread ---------------------------------------------------------------------
