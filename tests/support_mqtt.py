@@ -49,7 +49,7 @@ def wait_until(predicate, timeout: float = WAIT_S, interval: float = 0.01) -> bo
 class Mosquitto:
     """One mosquitto process on 127.0.0.1:``port`` with persistence in ``directory``."""
 
-    def __init__(self, directory, port: int | None = None):
+    def __init__(self, directory, port: int | None = None, *, tls: tuple[Path, Path, Path] | None = None):
         if MOSQUITTO is None:
             pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
         self.directory = Path(directory)
@@ -66,6 +66,8 @@ class Mosquitto:
             f"log_dest file {self.log}",
             "log_type all",
         ]
+        if tls is not None:   # (CA, server certificate, server key)
+            lines += [f"cafile {tls[0]}", f"certfile {tls[1]}", f"keyfile {tls[2]}"]
         if os.geteuid() == 0:
             lines.append("user root")   # otherwise mosquitto drops to a user that cannot write tmp_path
         self.config.write_text("\n".join(lines) + "\n")
@@ -108,6 +110,28 @@ class Mosquitto:
     @property
     def running(self) -> bool:
         return self.process is not None
+
+
+def make_certificates(directory) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it (openssl CLI): (ca, cert, key)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    cert, key, request = directory / "server.pem", directory / "server.key", directory / "server.csr"
+    extensions = directory / "server.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for command in (
+        [openssl, "req", "-x509", *curve, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=edge-har test CA"],
+        [openssl, "req", *curve, "-keyout", key, "-out", request, "-subj", "/CN=127.0.0.1"],
+        [openssl, "x509", "-req", "-in", request, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+         "-days", "2", "-extfile", extensions],
+    ):
+        subprocess.run([str(part) for part in command], check=True, capture_output=True)
+    return ca, cert, key
 
 
 class Collector:

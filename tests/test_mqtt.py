@@ -18,7 +18,14 @@ import time
 from pathlib import Path
 
 import pytest
-from support_mqtt import WAIT_S, Collector, Mosquitto, free_port, wait_until
+from support_mqtt import (
+    WAIT_S,
+    Collector,
+    Mosquitto,
+    free_port,
+    make_certificates,
+    wait_until,
+)
 
 from edge.sinks import Event, SinkError
 from edge.sinks.mqtt import MqttSink
@@ -416,6 +423,27 @@ def test_bad_ca_file_is_a_one_line_error(tmp_path):
                       "spool_dir": str(tmp_path / "spool")}, cameras=["sink"])
         message = str(error.value)
         assert str(ca_file) in message and "\n" not in message
+
+
+def test_tls_with_the_broker_ca(tmp_path, sinks):
+    ca, cert, key = make_certificates(tmp_path / "tls")
+    broker = Mosquitto(tmp_path / "broker", tls=(ca, cert, key)).start()
+    try:
+        sink = make_sink(sinks, settings(broker.port, tmp_path, tls=True, ca_file=str(ca)))
+        assert wait_until(lambda: sink.connected)
+        sink.handle(Event("check", "sink", check("sink", 1)))
+        assert wait_until(lambda: sink.sent == 1)
+        sink.close()
+        # A broker whose certificate another CA signed is never trusted: events wait in the spool.
+        other_ca = make_certificates(tmp_path / "other")[0]
+        doubter = make_sink(sinks, {**settings(broker.port, tmp_path, tls=True, ca_file=str(other_ca)),
+                                    "spool_dir": str(tmp_path / "other-spool")})
+        doubter.handle(Event("check", "sink", check("sink", 2)))
+        assert wait_until(lambda: doubter.connect_failures >= 2)
+        assert not doubter.connected and doubter.sent == 0 and doubter.pending == 1
+        doubter.close()
+    finally:
+        broker.stop()
 
 
 def test_missing_host_is_an_error(tmp_path):

@@ -431,8 +431,9 @@ class MqttSink:
         self.connect_failures += 1
         if not self._unreachable_logged:
             self._unreachable_logged = True
-            log.warning("mqtt: cannot reach broker %s:%s; spooling events to %s and retrying",
-                        self.settings.host, self.settings.port, self.spool.directory)
+            hint = " (or its TLS certificate does not verify against mqtt.ca_file)" if self.settings.tls else ""
+            log.warning("mqtt: cannot reach broker %s:%s%s; spooling events to %s and retrying",
+                        self.settings.host, self.settings.port, hint, self.spool.directory)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was_connected, self.connected = self.connected, False
