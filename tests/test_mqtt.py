@@ -446,6 +446,25 @@ def test_tls_with_the_broker_ca(tmp_path, sinks):
         broker.stop()
 
 
+def test_from_config_takes_cameras_rules_and_the_mqtt_section(tmp_path, sinks):
+    from types import SimpleNamespace
+    config = SimpleNamespace(
+        mqtt={"host": "127.0.0.1", "port": free_port(), "topic_prefix": "site-7", "spool_dir": str(tmp_path / "s")},
+        cameras={"sink": object(), "yard": object()},
+        rules=[SimpleNamespace(name="no-smoking"), {"name": "wash-20s"}])
+    sink = MqttSink.from_config(config, model="resnet34-kinetics", reconnect_delay_s=FAST_RECONNECT)
+    sinks.append(sink)
+    assert (sink.cameras, sink.rules) == (["sink", "yard"], ["no-smoking", "wash-20s"])
+    topics = sorted(sink.discovery_configs())
+    assert topics == sorted([
+        "homeassistant/sensor/site-7/sink_activity/config", "homeassistant/binary_sensor/site-7/sink_online/config",
+        "homeassistant/sensor/site-7/yard_activity/config", "homeassistant/binary_sensor/site-7/yard_online/config",
+        "homeassistant/binary_sensor/site-7/rule_no-smoking/config",
+        "homeassistant/binary_sensor/site-7/rule_wash-20s/config"])
+    assert sink.discovery_configs()["homeassistant/sensor/site-7/yard_activity/config"]["state_topic"] == \
+        "site-7/yard/activity"
+
+
 def test_missing_host_is_an_error(tmp_path):
     with pytest.raises(SinkError, match="mqtt.host"):
         MqttSink({"spool_dir": str(tmp_path / "spool")}, cameras=["sink"])
