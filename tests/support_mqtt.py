@@ -199,6 +199,11 @@ class Collector:
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         info.wait_for_publish(timeout=WAIT_S)
 
+    def sync(self) -> None:
+        """Round trip on this connection: when it returns, the broker has processed every PUBACK this
+        subscriber sent before (so a broker stopped now will not redeliver those messages)."""
+        self.publish("edge-har-test/sync", b"")
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
