@@ -414,6 +414,47 @@ def test_last_will_offline_when_killed(broker, tmp_path):
         collector.close()
 
 
+SPOOLING_CHILD = """
+import sys
+from edge.sinks import Event
+from edge.sinks.mqtt import MqttSink
+sys.path.insert(0, sys.argv[3])
+from test_mqtt import mixed_events
+sink = MqttSink({"host": "127.0.0.1", "port": int(sys.argv[1]), "spool_dir": sys.argv[2]}, cameras=["sink"],
+                reconnect_delay_s=(0.1, 0.5))
+for event in mixed_events(20):
+    sink.handle(event)
+print("spooled", sink.pending, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_events_spooled_by_a_killed_process_are_sent_by_the_next(tmp_path, sinks):
+    port = free_port()
+    child = subprocess.Popen([sys.executable, "-c", SPOOLING_CHILD, str(port), str(tmp_path / "spool"),
+                              str(Path(__file__).parent)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert child.stdout.readline().split() == ["spooled", "20"]   # broker down: all on disk
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=WAIT_S)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    broker = Mosquitto(tmp_path / "broker", port=port).start()
+    collector = Collector(port, ["edge-har/events", "edge-har/checks"])
+    try:
+        restarted = make_sink(sinks, settings(port, tmp_path))
+        assert restarted.spool.recovered == 20
+        assert collector.wait_for(lambda c: len(received(c)) == 20)
+        assert received(collector) == [event.record for event in mixed_events(20)]
+    finally:
+        collector.close()
+        broker.stop()
+
+
 # -- start-up errors ---------------------------------------------------------------------------------
 
 def test_bad_ca_file_is_a_one_line_error(tmp_path):
@@ -475,7 +516,7 @@ def test_missing_host_is_an_error(tmp_path):
 # -- the spool on its own ----------------------------------------------------------------------------
 
 def test_spool_bounds_order_and_reopen(tmp_path):
-    spool = Spool(tmp_path / "spool", 2000, fsync=False)
+    spool = Spool(tmp_path / "spool", 2000, sync="never")
     records = [{"n": n, "text": "x" * 40} for n in range(100)]
     seqs = [spool.append("t", record) for record in records]
     assert seqs == list(range(1, 101))
@@ -489,15 +530,30 @@ def test_spool_bounds_order_and_reopen(tmp_path):
     spool.ack(kept[0].seq)
     spool.ack(kept[3].seq)
     spool.close()
-    again = Spool(tmp_path / "spool", 2000, fsync=False)
+    again = Spool(tmp_path / "spool", 2000, sync="never")
     assert again.recovered == len(kept) - 2   # kept[3] is after a gap: its ack is not yet durable
     assert [r.seq for r in again.read_after(0, 1000)] == [r.seq for r in kept[2:]]
     assert again.append("t", {"n": "new"}) == 101
     again.close()
 
 
+def test_deferred_sync_spool_keeps_every_record(tmp_path):
+    spool = Spool(tmp_path / "spool", 4000, sync="deferred")
+    records = [{"n": n, "text": "y" * 30} for n in range(60)]   # several segments
+    for record in records[:30]:
+        spool.append("t", record)
+    spool.sync()
+    for record in records[30:]:
+        spool.append("t", record)
+    spool.close()   # syncs what is left
+    again = Spool(tmp_path / "spool", 4000, sync="deferred")
+    assert spool.dropped > 0 and again.recovered == 60 - spool.dropped
+    assert [r.payload for r in again.read_after(0, 100)] == records[spool.dropped:]
+    again.close()
+
+
 def test_spool_truncates_a_torn_last_line_and_is_exclusive(tmp_path):
-    spool = Spool(tmp_path / "spool", 1 << 20, fsync=False)
+    spool = Spool(tmp_path / "spool", 1 << 20, sync="never")
     for n in range(3):
         spool.append("t", {"n": n})
     with pytest.raises(SinkError, match="in use"):
@@ -506,7 +562,7 @@ def test_spool_truncates_a_torn_last_line_and_is_exclusive(tmp_path):
     segment = next((tmp_path / "spool").glob("*.jsonl"))
     with open(segment, "ab") as file:
         file.write(b'{"seq": 4, "topic": "t", "payl')   # the process died mid-write
-    again = Spool(tmp_path / "spool", 1 << 20, fsync=False)
+    again = Spool(tmp_path / "spool", 1 << 20, sync="never")
     assert [r.payload for r in again.read_after(0, 10)] == [{"n": 0}, {"n": 1}, {"n": 2}]
     assert segment.read_bytes().endswith(b"\n")
     assert again.append("t", {"n": 3}) == 4

@@ -11,8 +11,10 @@ Topics (``{prefix}`` is ``mqtt.topic_prefix``, default ``edge-har``)::
     {prefix}/{camera}/prediction  QoS 0     per-clip predictions, only with ``mqtt.predictions: true``
 
 Activity and check events go to the on-disk spool (``edge.sinks.spool``)
-first, in ``handle()``; a sender thread publishes them from the spool in
-order, at most ``window`` unacknowledged at a time, and removes each from the
+first: ``handle()`` writes the line (one ``write()``: safe from a process
+crash at once), the sender thread fsyncs whatever was written since its last
+wake-up (group commit: safe from power loss a disk sync later, and no lane
+waits for the disk), then publishes from the spool in order, at most ``window`` unacknowledged at a time, and removes each from the
 spool only when the broker's PUBACK arrives. While the broker is away they
 wait on disk; after reconnecting, paho resends what was in flight and the
 sender holds new records back until that is acknowledged, so the broker sees
@@ -116,7 +118,7 @@ class MqttSink:
     ``model``: the model name for the discovery ``device``; ``version``: edge-har's.
     ``reconnect_delay_s``: (first, max) wait between connection attempts, doubling.
     ``window``: activity/check events published but not yet acknowledged, at most.
-    ``spool_fsync=False`` skips the disk sync per spooled event (tests only).
+    ``spool_fsync=False`` skips the sender's disk syncs (tests only).
 
     Starts at once even when the broker is down (it connects in the background).
     Raises ``SinkError`` (one line) for a missing ``host``, an unusable
@@ -160,7 +162,9 @@ class MqttSink:
 
         self._ssl_context = self._tls_context() if settings.tls else None
         spool_dir = Path(settings.spool_dir) if settings.spool_dir else _default_spool_dir()
-        self.spool = Spool(spool_dir, max(1, int(settings.spool_max_mb * 1024 * 1024)), fsync=spool_fsync)
+        # Group commit: handle() only write()s; the sender thread fsyncs, so no lane ever waits for the disk.
+        self.spool = Spool(spool_dir, max(1, int(settings.spool_max_mb * 1024 * 1024)),
+                           sync="deferred" if spool_fsync else "never")
 
         self._acks: collections.deque[tuple[int, bool]] = collections.deque()   # (mid, accepted) from on_publish
         self._wake = threading.Event()
@@ -229,7 +233,7 @@ class MqttSink:
     # -- the Sink API (lane threads) -----------------------------------------------------------
 
     def handle(self, event: Event) -> None:
-        """Take one event; returns after at most one fsync'd append to the spool. Never raises."""
+        """Take one event; costs one ``write()`` to the spool (no fsync here). Never raises."""
         if self._closed:
             return
         try:
@@ -473,6 +477,10 @@ class MqttSink:
             self._wake.clear()
             if self._closing and deadline is None:
                 deadline = time.monotonic() + self._close_timeout_s
+            try:
+                self.spool.sync()   # everything handle() wrote since the last wake-up, in one fsync
+            except OSError as error:
+                log.error("mqtt: cannot sync the spool: %s", error)
             while self._acks:
                 mid, accepted = self._acks.popleft()
                 entry = inflight.pop(mid, None)

@@ -7,9 +7,12 @@ Layout of ``spool_dir``::
     acked                the highest sequence number below which everything was acknowledged
     lock                 flock'ed while a Spool has the directory open
 
-``append`` writes one line with one ``write()`` and ``fsync``s it before it
-returns, so a record survives a crash (and power loss) from the moment
-``append`` returns. ``ack`` advances the ``acked`` offset (written with a
+``append`` writes one line with one ``write()``: from then on the record
+survives the process dying (``kill -9``, a crash). It survives power loss once
+``fsync``'d: with ``sync="append"`` (the default) ``append`` does that before
+it returns; with ``sync="deferred"`` another thread calls ``sync()`` (group
+commit: one ``fsync`` for every record written since, and the appending thread
+never waits for the disk). ``ack`` advances the ``acked`` offset (written with a
 rename, not fsynced: a lost ack only means the record is sent again) and
 deletes segments whose records are all acknowledged. Delivery is therefore
 at least once; a consumer that must not see a record twice deduplicates by
@@ -67,16 +70,22 @@ class Spool:
 
     ``directory`` is created if missing. Raises ``SinkError`` (one line) when
     it cannot be created or written, or another process has it open.
-    ``fsync=False`` (tests, benchmarks) skips the disk syncs.
+    ``sync``: ``"append"`` fsyncs in ``append``; ``"deferred"`` leaves it to
+    ``sync()``; ``"never"`` (tests, benchmarks) skips disk syncs.
     """
 
-    def __init__(self, directory, max_bytes: int, *, segment_bytes: int | None = None, fsync: bool = True):
+    def __init__(self, directory, max_bytes: int, *, segment_bytes: int | None = None, sync: str = "append"):
+        if sync not in ("append", "deferred", "never"):
+            raise ValueError(f"sync must be append, deferred or never, got {sync!r}")
         if max_bytes <= 0:
             raise ValueError("max_bytes must be > 0")
         self.directory = Path(directory)
         self.max_bytes = int(max_bytes)
         self.segment_bytes = int(segment_bytes or min(_MAX_SEGMENT_BYTES, max(_MIN_SEGMENT_BYTES, self.max_bytes // 8)))
-        self._fsync = fsync
+        self._sync = sync
+        self._unsynced_fds: list[int] = []   # dup'd fds of segments written since the last sync()
+        self._writer_unsynced = False
+        self._directory_unsynced = False
         self._lock = threading.Lock()
         self.appended = 0        # records appended by this Spool
         self.dropped = 0         # unacknowledged records deleted to stay under max_bytes
@@ -176,8 +185,10 @@ class Spool:
             segment = self._segments[-1]
             try:
                 os.write(self._writer_fd, line)
-                if self._fsync:
+                if self._sync == "append":
                     os.fsync(self._writer_fd)
+                else:
+                    self._writer_unsynced = True
             except OSError as error:
                 raise SinkError(f"cannot write spool {segment.path}: {error.strerror or error}") from None
             segment.size += len(line)
@@ -192,7 +203,8 @@ class Spool:
         path = self.directory / f"{first_seq:012d}{_SUFFIX}"
         try:
             self._writer_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            if self._fsync:
+            self._directory_unsynced = self._sync == "deferred"
+            if self._sync == "append":
                 directory_fd = os.open(self.directory, os.O_RDONLY)
                 try:
                     os.fsync(directory_fd)   # the new file's name is durable too
@@ -204,8 +216,29 @@ class Spool:
 
     def _close_writer(self) -> None:
         if self._writer_fd is not None:
+            if self._writer_unsynced and self._sync == "deferred":
+                self._unsynced_fds.append(os.dup(self._writer_fd))
+            self._writer_unsynced = False
             os.close(self._writer_fd)
             self._writer_fd = None
+
+    def sync(self) -> None:
+        """Force every record appended so far to disk (with ``sync="deferred"``). Holds no lock while syncing."""
+        with self._lock:
+            descriptors, self._unsynced_fds = self._unsynced_fds, []
+            if self._writer_unsynced and self._writer_fd is not None:
+                descriptors.append(os.dup(self._writer_fd))
+            self._writer_unsynced = False
+            directory, self._directory_unsynced = self._directory_unsynced, False
+        if directory:
+            descriptors.append(os.open(self.directory, os.O_RDONLY))   # new segments' names are durable too
+        for descriptor in descriptors:
+            try:
+                os.fsync(descriptor)
+            except OSError as error:
+                log.warning("spool %s: fsync failed: %s", self.directory, error.strerror or error)
+            finally:
+                os.close(descriptor)
 
     def _drop_oldest(self) -> None:
         segment = self._segments.pop(0)
@@ -317,9 +350,14 @@ class Spool:
         return self._acked_upto
 
     def close(self) -> None:
-        """Close files and release the directory lock; idempotent."""
+        """Sync, close files and release the directory lock; idempotent."""
+        if self._sync == "deferred":
+            self.sync()
         with self._lock:
             self._close_writer()
+            for descriptor in self._unsynced_fds:
+                os.close(descriptor)
+            self._unsynced_fds = []
             if self._lock_fd is not None:
                 os.close(self._lock_fd)   # releases the flock
                 self._lock_fd = None
