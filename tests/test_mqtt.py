@@ -14,10 +14,14 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 from support_mqtt import (
     WAIT_S,
     Collector,
@@ -230,6 +234,26 @@ def test_malformed_payload_on_a_subscribed_topic_is_logged_not_raised(broker, tm
     sink.handle(Event("activity", "sink", record))
     assert collector.wait_count("edge-har/events", 1)
     assert json.loads(collector.last("edge-har/events")) == record
+    collector.close()
+
+
+def test_many_lanes_at_once_every_event_once_in_each_lane_order(broker, tmp_path, sinks):
+    cameras = [f"cam{i}" for i in range(4)]
+    collector = Collector(broker.port, ["edge-har/events", "edge-har/checks"])
+    sink = make_sink(sinks, settings(broker.port, tmp_path), cameras=cameras)
+    per_camera = {camera: mixed_events(125, camera=camera) for camera in cameras}
+    lanes = [threading.Thread(target=lambda events=events: [sink.handle(event) for event in events])
+             for events in per_camera.values()]
+    for lane in lanes:
+        lane.start()
+    for lane in lanes:
+        lane.join()
+    assert collector.wait_for(lambda c: len(received(c)) >= 500)
+    assert wait_until(lambda: sink.sent == 500 and sink.pending == 0)
+    got = received(collector)
+    assert len(got) == 500
+    for camera, events in per_camera.items():
+        assert [record for record in got if record["camera"] == camera] == [event.record for event in events]
     collector.close()
 
 
@@ -550,6 +574,49 @@ def test_deferred_sync_spool_keeps_every_record(tmp_path):
     assert spool.dropped > 0 and again.recovered == 60 - spool.dropped
     assert [r.payload for r in again.read_after(0, 100)] == records[spool.dropped:]
     again.close()
+
+
+@settings_hypothesis(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(st.tuples(st.just("append"), st.integers(0, 200)),
+                          st.tuples(st.just("ack"), st.integers(0, 30)),
+                          st.tuples(st.just("reopen"), st.just(0))), max_size=60))
+def test_spool_matches_a_queue_model(tmp_path_factory, operations):
+    """Against a model: a FIFO of unacknowledged records; acks above a gap are forgotten on reopen."""
+    directory = tmp_path_factory.mktemp("spool")
+    spool = Spool(directory, 1 << 20, segment_bytes=600, sync="never")   # many segments, never full
+    model: list[tuple[int, dict]] = []   # (seq, payload) not yet contiguously acknowledged
+    acked: set[int] = set()
+    next_seq = 1
+    try:
+        for operation, argument in operations:
+            if operation == "append":
+                payload = {"n": next_seq, "pad": "z" * argument}
+                assert spool.append("t", payload) == next_seq
+                model.append((next_seq, payload))
+                next_seq += 1
+            elif operation == "ack" and model:
+                seq = model[argument % len(model)][0]
+                spool.ack(seq)
+                acked.add(seq)
+                while model and model[0][0] in acked:
+                    acked.discard(model.pop(0)[0])
+            elif operation == "reopen":
+                spool.close()
+                spool = Spool(directory, 1 << 20, segment_bytes=600, sync="never")
+                acked.clear()
+                assert spool.recovered == len(model)
+            assert [(r.seq, r.payload) for r in spool.read_after(0, 10_000)] == model
+            assert spool.pending == len(model) - len(acked)
+            if model:   # reading in pieces gives the same sequence
+                pieces, last = [], 0
+                while batch := spool.read_after(last, 3):
+                    pieces += batch
+                    last = batch[-1].seq
+                assert [r.seq for r in pieces] == [seq for seq, _ in model]
+    finally:
+        spool.close()
+    if not model:
+        assert not list(directory.glob("*.jsonl")) or all(p.stat().st_size == 0 for p in directory.glob("*.jsonl"))
 
 
 def test_spool_truncates_a_torn_last_line_and_is_exclusive(tmp_path):
