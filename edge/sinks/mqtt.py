@@ -478,44 +478,45 @@ class MqttSink:
             if self._closing and deadline is None:
                 deadline = time.monotonic() + self._close_timeout_s
             try:
-                self.spool.sync()   # everything handle() wrote since the last wake-up, in one fsync
-            except OSError as error:
-                log.error("mqtt: cannot sync the spool: %s", error)
-            while self._acks:
-                mid, accepted = self._acks.popleft()
-                entry = inflight.pop(mid, None)
-                if entry is None:
-                    continue   # a state or discovery message
-                seq = entry[0]
-                self.spool.ack(seq)
-                if accepted:
-                    self.sent += 1
-                else:
-                    self.rejected += 1
-                    log.warning("mqtt: the broker refused an event (spool seq %d); not retried", seq)
+                sent_upto = self._send_step(inflight, sent_upto)
+            except Exception:   # the sender must outlive a bad record or a full disk
+                log.exception("mqtt: sender error; carrying on")
             if deadline is not None and (time.monotonic() >= deadline or not self.connected
                                          or (not inflight and self.spool.pending == 0)):
                 return
-            if not self.connected or len(inflight) >= self.window:
-                continue
-            connection = self._connection
-            if any(published < connection for _, published in inflight.values()):
-                continue   # paho resends these after a reconnect; newer records wait for their PUBACKs
-            try:
-                batch = self.spool.read_after(sent_upto, self.window - len(inflight))
-            except OSError as error:
-                log.error("mqtt: cannot read the spool: %s", error)
-                continue
-            for record in batch:
-                info = self.client.publish(record.topic, _json(record.payload), qos=1)
-                if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-                    log.warning("mqtt: publish failed (%s); retrying", mqtt.error_string(info.rc))
-                    break
-                # NO_CONN: paho keeps a QoS 1 message and sends it after reconnecting, like the in-flight ones.
-                inflight[info.mid] = (record.seq, connection)
-                sent_upto = record.seq
-            if batch:
-                self._wake.set()   # more may be waiting
+
+    def _send_step(self, inflight: dict[int, tuple[int, int]], sent_upto: int) -> int:
+        """Sync the spool, take acknowledgements, publish what the window allows; returns the last seq sent."""
+        self.spool.sync()   # everything handle() wrote since the last wake-up, in one fsync
+        while self._acks:
+            mid, accepted = self._acks.popleft()
+            entry = inflight.pop(mid, None)
+            if entry is None:
+                continue   # a state or discovery message
+            seq = entry[0]
+            self.spool.ack(seq)
+            if accepted:
+                self.sent += 1
+            else:
+                self.rejected += 1
+                log.warning("mqtt: the broker refused an event (spool seq %d); not retried", seq)
+        if not self.connected or len(inflight) >= self.window:
+            return sent_upto
+        connection = self._connection
+        if any(published < connection for _, published in inflight.values()):
+            return sent_upto   # paho resends these after a reconnect; newer records wait for their PUBACKs
+        batch = self.spool.read_after(sent_upto, self.window - len(inflight))
+        for record in batch:
+            info = self.client.publish(record.topic, _json(record.payload), qos=1)
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                log.warning("mqtt: publish failed (%s); retrying", mqtt.error_string(info.rc))
+                break
+            # NO_CONN: paho keeps a QoS 1 message and sends it after reconnecting, like the in-flight ones.
+            inflight[info.mid] = (record.seq, connection)
+            sent_upto = record.seq
+        if batch:
+            self._wake.set()   # more may be waiting
+        return sent_upto
 
 
 def _log_callback_errors(client, userdata, level, message) -> None:

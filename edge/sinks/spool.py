@@ -178,7 +178,7 @@ class Spool:
                 log.warning("spool: a %d-byte record is larger than the whole spool (%d bytes); dropped",
                             len(line), self.max_bytes)
                 return None
-            while self._segments and self.bytes + len(line) > self.max_bytes:
+            while self._segments and self._bytes() + len(line) > self.max_bytes:
                 self._drop_oldest()
             if self._writer_fd is None or self._segments[-1].size >= self.segment_bytes:
                 self._start_segment(seq)
@@ -337,6 +337,10 @@ class Spool:
     @property
     def bytes(self) -> int:
         """Bytes of segment files on disk (acknowledged records in a live segment included)."""
+        with self._lock:
+            return self._bytes()
+
+    def _bytes(self) -> int:
         return sum(segment.size for segment in self._segments)
 
     @property
