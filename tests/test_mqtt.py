@@ -31,7 +31,7 @@ from support_mqtt import (
     wait_until,
 )
 
-from edge.sinks import Event, SinkError
+from edge.sinks import Event, Sink, SinkError
 from edge.sinks.mqtt import MqttSink
 from edge.sinks.spool import Spool
 
@@ -521,6 +521,7 @@ def test_from_config_takes_cameras_rules_and_the_mqtt_section(tmp_path, sinks):
         rules=[SimpleNamespace(name="no-smoking"), {"name": "wash-20s"}])
     sink = MqttSink.from_config(config, model="resnet34-kinetics", reconnect_delay_s=FAST_RECONNECT)
     sinks.append(sink)
+    assert isinstance(sink, Sink)
     assert (sink.cameras, sink.rules) == (["sink", "yard"], ["no-smoking", "wash-20s"])
     topics = sorted(sink.discovery_configs())
     assert topics == sorted([
