@@ -250,7 +250,7 @@ class Service:
         if mqtt is not None and mqtt.host:
             from edge.sinks.mqtt import MqttSink
 
-            self.subscribe(MqttSink.from_config(mqtt, service=self))
+            self.subscribe(MqttSink.from_config(self.config, model=self.model_name))
         if self._http_enabled():
             from edge.web.app import serve_http
 
