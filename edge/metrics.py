@@ -61,26 +61,6 @@ class SampleRing:
                 "mean": float(held.mean()), "count": self.count, "max_all": float(self.max_all)}
 
 
-class StageTimer:
-    """Context manager timing one stage with ``perf_counter_ns``; records own or wait time."""
-
-    def __init__(self, metrics: "Metrics", stage: str, wait: bool = False) -> None:
-        self._metrics, self._stage, self._wait = metrics, stage, wait
-        self._start = 0
-        self.elapsed_ms = 0.0
-
-    def __enter__(self) -> "StageTimer":
-        self._start = self._metrics.clock_ns()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.elapsed_ms = (self._metrics.clock_ns() - self._start) / 1e6
-        if self._wait:
-            self._metrics.add_wait(self._stage, self.elapsed_ms)
-        else:
-            self._metrics.add(self._stage, self.elapsed_ms)
-
-
 class RateMeter:
     """Events per second over a sliding time window (bounded deque of timestamps).
 
@@ -136,14 +116,6 @@ class Metrics:
         self.skipped_clips = 0
 
     # -- stage samples -------------------------------------------------------------
-    def time(self, stage: str) -> StageTimer:
-        """``with metrics.time("decode"): ...`` records the block's own time."""
-        return StageTimer(self, stage)
-
-    def wait(self, stage: str) -> StageTimer:
-        """``with metrics.wait("inference"): ...`` records time blocked waiting in that stage."""
-        return StageTimer(self, stage, wait=True)
-
     def add(self, stage: str, ms: float) -> None:
         with self._lock:
             ring = self._own.get(stage)
@@ -151,7 +123,7 @@ class Metrics:
                 ring = self._own[stage] = SampleRing(self._window)
             ring.add(float(ms))
 
-    record = add  # the name the pipeline uses
+    record = add  # the name the lanes use
 
     def add_wait(self, stage: str, ms: float) -> None:
         with self._lock:
@@ -257,19 +229,3 @@ class Metrics:
             "latency_ms": own,
             "wait_ms": waits,
         }
-
-    def status_line(self) -> str:
-        """One line for the periodic live status, e.g.
-        ``frames 1200 | clips 75 (skipped 2) | 24.9 fps (input 25.0) | infer p50 48 ms | e2e p50 95 ms``."""
-        fps = self.current_fps()
-        parts = [f"frames {self.frames}", f"clips {self.clips}" +
-                 (f" (skipped {self.skipped_clips})" if self.skipped_clips else "")]
-        rate = f"{fps:.1f} fps" if fps is not None else "- fps"
-        if self.input_fps:
-            rate += f" (input {self.input_fps:.1f})"
-        parts.append(rate)
-        for stage, short in (("inference", "infer"), ("frame_to_label", "e2e")):
-            p50 = self.percentiles(stage)["p50"]
-            if p50 is not None:
-                parts.append(f"{short} p50 {p50:.0f} ms")
-        return " | ".join(parts)

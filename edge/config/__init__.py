@@ -70,11 +70,10 @@ from edge.urls import URL_SCHEMES, mask_credentials
 
 DEFAULT_OUTPUT_DIR = "edge-har-out"
 BASE_ORIGIN = "built-in defaults"   # how errors name what came from load_config(base=...)
-Config = ServiceConfig   # the release-1 name (edge.pipeline) until the engine replaces it
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR", "GLOBAL_ONLY", "OUTPUT_PATHS", "OVERRIDE_ORIGIN", "PER_CAMERA", "RULE_KINDS",
-    "URL_SCHEMES", "ActivityConfig", "CameraConfig", "Config", "ConfigError", "DecodeConfig", "GatingConfig",
+    "URL_SCHEMES", "ActivityConfig", "CameraConfig", "ConfigError", "DecodeConfig", "GatingConfig",
     "HttpConfig", "InferenceConfig", "ModelConfig", "MqttConfig", "OutputConfig", "PostprocessConfig",
     "PreprocessConfig", "ReconnectConfig", "RuleConfig", "SamplingConfig", "ServiceConfig", "SmoothingSpec",
     "camera_name_for", "check_activity_labels", "config_from_mapping", "config_from_yaml", "config_json_schema",

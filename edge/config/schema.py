@@ -89,11 +89,6 @@ class PostprocessConfig(Section):
     smoothing: Smoothing = Field(SmoothingSpec("none"), description="none, mean:N or ema:A")
     threshold: Number(0.0, 1.0) = 0.0
 
-    @property
-    def smoothing_spec(self) -> SmoothingSpec:
-        """The parsed smoothing (the same object as ``smoothing``; kept for release-1 callers)."""
-        return self.smoothing
-
 
 class GatingConfig(Section):
     min_motion: Number(0.0, 255.0) = Field(0.0, description="skip clips whose frames all move less than this "
@@ -378,7 +373,7 @@ class ServiceConfig(Section):
 
     __hash__ = None  # type: ignore[assignment]
 
-    # Release-1 compatibility for a single camera (edge.pipeline until the engine replaces it).
+    # A single-camera file (``source:`` without ``cameras:``) reads like release 1's.
     @property
     def camera(self) -> CameraConfig:
         """The only camera; ValueError when there are several."""
@@ -388,11 +383,8 @@ class ServiceConfig(Section):
 
     @property
     def source(self) -> str | None:
+        """The only camera's source."""
         return self.camera.source
-
-    @property
-    def live(self) -> bool:
-        return self.camera.live
 
 
 # ---------------------------------------------------------------- the file format (for the JSON Schema)
