@@ -1,0 +1,108 @@
+"""The service tells a real MQTT broker what events.jsonl records, through a broker restart.
+
+A scripted colour video and the colour test model (support_activities) make real activities and
+checks through the real engine; a real mosquitto on 127.0.0.1 (support_mqtt) is stopped after the
+first activity event and started again a few events later. The oracle is events.jsonl itself:
+every activity and check line it holds arrives on ``edge-har/events`` / ``edge-har/checks``, in
+order, none twice.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from support_activities import ACTIVITIES_YAML, colour_model_xml, script_video  # noqa: F401  (fixtures)
+from support_mqtt import WAIT_S, Collector, Mosquitto
+
+from edge.config import config_from_mapping
+from edge.engine.service import Service
+
+RULES = [
+    {"name": "wash-20s", "kind": "min_duration", "activity": "handwash", "seconds": 20},
+    {"name": "no-smoking", "kind": "forbidden", "activity": "smoking"},
+    {"name": "wash-after-smoking", "kind": "followed_by", "first": "smoking", "then": "handwash", "within_s": 5},
+]
+
+
+class BrokerOutage:
+    """A sink that stops the broker on the first activity event and starts it again ``after`` events later,
+    from the lane's own thread, so the outage falls at a known place in the event stream."""
+
+    def __init__(self, broker: Mosquitto, after: int):
+        self.broker, self.after = broker, after
+        self.during: list[dict] = []
+        self.state = "up"
+        self.restarted = threading.Event()
+
+    def handle(self, event):
+        if event.kind not in ("activity", "check"):
+            return
+        if self.state == "up":
+            self.broker.stop()
+            self.state = "down"
+        if self.state == "down":
+            self.during.append(event.record)
+            if len(self.during) >= self.after:
+                self.broker.start()
+                self.state = "back"
+                self.restarted.set()
+
+    def close(self):
+        pass
+
+
+def test_events_and_checks_reach_mqtt_in_order_across_a_broker_restart(tmp_path, colour_model_xml, script_video,
+                                                                         compiled_cache):
+    broker = Mosquitto(tmp_path / "broker").start()
+    collector = Collector(broker.port, topics=("edge-har/#", "homeassistant/#"), persistent=True,
+                          client_id="test-collector")
+    try:
+        video = script_video([("grey", 1.28), ("green", 2.56), ("grey", 1.28), ("red", 3.84), ("grey", 1.28),
+                              ("green", 1.28), ("grey", 7.68)])
+        config = config_from_mapping({
+            "source": str(video),
+            "model": {"path": str(colour_model_xml)},
+            "inference": {"cache_dir": str(compiled_cache)},
+            "output": {"events": str(tmp_path / "events.jsonl"), "summary": str(tmp_path / "summary.json"),
+                       "progress": False},
+            "activities": ACTIVITIES_YAML,
+            "rules": RULES,
+            "mqtt": {"host": "127.0.0.1", "port": broker.port, "spool_dir": str(tmp_path / "spool")},
+        })
+        service = Service(config, mode="run")
+        outage = BrokerOutage(broker, after=3)
+        service.subscribe(outage)
+        result = service.run()
+        assert result.exit_code == 0
+        assert outage.restarted.is_set(), "the script made fewer events than the outage needs"
+
+        lines = [json.loads(line) for line in Path(tmp_path / "events.jsonl").read_text().splitlines()]
+        activities = [line for line in lines if line.get("event") == "activity"]
+        checks = [line for line in lines if line.get("event") == "check"]
+        assert activities and checks
+        assert any(record in outage.during for record in activities + checks)
+        assert collector.wait_for(lambda c: len(c.payloads("edge-har/events")) >= len(activities)
+                                  and len(c.payloads("edge-har/checks")) >= len(checks), WAIT_S * 3)
+        got_activities = [json.loads(p) for p in collector.payloads("edge-har/events")]
+        got_checks = [json.loads(p) for p in collector.payloads("edge-har/checks")]
+        assert got_activities == activities  # the same objects, in order, none twice
+        assert got_checks == checks
+        failed = {check["rule"] for check in checks if check["passed"] is False}
+        assert "no-smoking" in failed
+
+        # retained state and Home Assistant discovery, from a fresh subscriber
+        fresh = Collector(broker.port, topics=("edge-har/#", "homeassistant/#"))
+        try:
+            camera = result.summary["camera"]
+            assert fresh.wait_last(f"edge-har/{camera}/status", b"finished")
+            assert fresh.wait_last("edge-har/available", b"offline")  # a clean stop says so
+            assert fresh.wait_last("edge-har/rules/no-smoking/state", b"ON")
+            assert fresh.wait_for(lambda c: any(topic.startswith("homeassistant/") and topic.endswith("/config")
+                                                for topic, _, _ in c.messages))
+        finally:
+            fresh.close()
+    finally:
+        collector.close()
+        broker.stop()
