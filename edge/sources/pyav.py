@@ -171,6 +171,10 @@ class PyAVConnection:
         options = {}
         if spec.split("://", 1)[0].lower() in RTSP_SCHEMES:
             options["rtsp_transport"] = "tcp"
+        if open_timeout_s is not None:
+            # Probing a stream whose codec parameters never show up reads for analyzeduration
+            # (5 s by default); keep it inside the open timeout, or the open is interrupted.
+            options["analyzeduration"] = str(int(min(5.0, open_timeout_s / 2) * 1_000_000))
         timeout = (open_timeout_s, read_timeout_s) if open_timeout_s is not None else None
         self._container = self._open(options, timeout, hw)
         try:
@@ -212,7 +216,7 @@ class PyAVConnection:
             if hw.explicit:
                 raise OpenFailed(f"decode.hwaccel {hw.choice}: {failure}")
             hw.software(failure)
-        stream.thread_type = "AUTO"
+        stream.thread_type = "SLICE"
         context.thread_count = threads or 0  # 0: FFmpeg picks (one per core)
         mark = self._errors.mark()
         try:
