@@ -399,6 +399,10 @@ class Source:
                        f"{self._frame_count} (truncated or corrupt video)")
         elif connection.end_reason:
             self._warn(f"{self._name}: stopped decoding at frame {self.frames_read} ({connection.end_reason})")
+        if self.corrupt_packets:
+            first = getattr(connection, "first_decoder_error", None)
+            self._warn(f"{self._name}: decoded past {self.corrupt_packets} corrupt packet(s)"
+                       + (f" (decoder: {first})" if first else ""))
         self._set_state("finished", "end of file")
 
     def _close_connection(self) -> None:

@@ -35,23 +35,24 @@ class _FFmpegErrors(logging.Handler):
 
     def __init__(self, keep: int = 64) -> None:
         super().__init__(logging.ERROR)
-        self._lines: collections.deque[tuple[int, str]] = collections.deque(maxlen=keep)
+        self._lines: collections.deque[tuple[int, int, str]] = collections.deque(maxlen=keep)
         self._count = 0
         self._debug = logging.getLogger("edge.sources.ffmpeg")
 
     def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
         message = " ".join(record.getMessage().split())
         self._count += 1
-        self._lines.append((self._count, message))
+        self._lines.append((self._count, threading.get_ident(), message))
         self._debug.debug("[%s] %s", record.name.removeprefix("libav."), message)
 
     def mark(self) -> int:
         return self._count
 
-    def first_since(self, mark: int) -> str | None:
-        """The first error line logged after ``mark`` (the cause; the lines after it are its echoes)."""
-        for number, message in list(self._lines):
-            if number > mark:
+    def first_since(self, mark: int, thread: int | None = None) -> str | None:
+        """The first error line logged after ``mark`` (the cause; the lines after it are its echoes),
+        by ``thread`` only when given (a decoder logs in the thread that feeds it, bar slice workers)."""
+        for number, ident, message in list(self._lines):
+            if number > mark and (thread is None or ident == thread):
                 return message
         return None
 
@@ -125,16 +126,9 @@ class _HwChoice:
         return av.codec.hwaccel.HWAccel(device_type=self.kind, allow_software_fallback=True)
 
     def software(self, why: str) -> None:
-        """``auto`` gives up on the device: software from now on, one INFO line per process and reason."""
+        """``auto`` gives up on the device: one INFO line, software from now on (reconnections too)."""
         self.kind = None
-        with _errors_lock:
-            first = why not in _software_reasons
-            _software_reasons.add(why)
-        log.log(logging.INFO if first else logging.DEBUG,
-                "%s: hardware decoding unavailable (%s); decoding in software", self._name, why)
-
-
-_software_reasons: set[str] = set()
+        log.info("%s: hardware decoding unavailable (%s); decoding in software", self._name, why)
 
 
 # ------------------------------------------------------------------------------ one open of the input
@@ -167,7 +161,8 @@ class PyAVConnection:
         self._errors = ffmpeg_errors()
         self.corrupt_packets = 0
         self.end_reason: str | None = None
-        self.decoder_error: str | None = None
+        self.decoder_error: str | None = None         # the latest thing the decoder said was wrong
+        self.first_decoder_error: str | None = None
         options = {}
         if spec.split("://", 1)[0].lower() in RTSP_SCHEMES:
             options["rtsp_transport"] = "tcp"
@@ -253,19 +248,25 @@ class PyAVConnection:
             except (av.error.FFmpegError, OSError) as error:
                 self.end_reason = f"read failed: {describe(error, self._spec, self._name)}"
                 return
-            corrupt = packet.is_corrupt
             mark = self._errors.mark()
+            raised = None
             try:
                 frames = context.decode(packet)
             except av.error.EOFError:
                 return
             except (av.error.FFmpegError, ValueError) as error:
-                corrupt = True
+                raised, frames = error, ()
                 rejected += 1
-                self.decoder_error = self._errors.first_since(mark) or describe(error, self._spec, self._name)
-                log.debug("%s: decoder rejected a packet: %s", self._name, self.decoder_error)
-                frames = ()
-            self.corrupt_packets += corrupt
+            # The decoder may also conceal damage and only say so in its log: still a corrupt packet.
+            said = self._errors.first_since(mark, threading.get_ident())
+            if raised is not None and said is None:
+                said = self._errors.first_since(mark) or describe(raised, self._spec, self._name)
+            if said is not None or packet.is_corrupt:
+                self.corrupt_packets += 1
+                if said is not None:
+                    self.first_decoder_error = self.first_decoder_error or said
+                    self.decoder_error = said
+                    log.debug("%s: corrupt packet: %s", self._name, said)
             for frame in frames:
                 pictures += 1
                 yield self._picture(frame)
