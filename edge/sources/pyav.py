@@ -26,6 +26,7 @@ from edge.urls import is_url, mask_credentials
 RTSP_SCHEMES = ("rtsp", "rtsps")
 HW_DEVICE_DIR = "/dev/dri"
 INTEL_HWACCELS = ("vaapi", "qsv")   # what decode.hwaccel auto tries, in this order
+COLOR_RANGE_JPEG = 2                # AVCOL_RANGE_JPEG: full range
 
 
 # ------------------------------------------------------------------------------ FFmpeg's error lines
@@ -133,10 +134,23 @@ class _HwChoice:
 
 # ------------------------------------------------------------------------------ one open of the input
 
+def _full_range(frame: av.VideoFrame) -> bool:
+    return frame.format.name.startswith("yuvj") or frame.color_range == COLOR_RANGE_JPEG
+
+
+def _is_plain_yuv420p(frame: av.VideoFrame) -> bool:
+    """Limited-range yuv420p: its planes are what the hot path wants, as they are."""
+    return frame.format.name == "yuv420p" and not _full_range(frame)
+
+
 def _planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """yuv420p Y, U, V as uint8 2-D views of the frame's buffers (strided when lines are padded)."""
-    if frame.format.name != "yuv420p":
-        frame = frame.reformat(format="yuv420p")  # e.g. yuvj420p (full range), nv12, yuv422p
+    """yuv420p (limited range) Y, U, V as uint8 2-D views of the frame's buffers (strided when
+    lines are padded)."""
+    if not _is_plain_yuv420p(frame):
+        full_range = _full_range(frame)
+        # e.g. yuvj420p (MJPEG cameras), nv12, yuv422p; swscale converts the range only when told.
+        frame = frame.reformat(format="yuv420p", src_color_range="JPEG" if full_range else "MPEG",
+                               dst_color_range="MPEG")
     planes = []
     for plane in frame.planes:
         rows = np.frombuffer(plane, np.uint8, count=plane.line_size * plane.height)
@@ -225,7 +239,7 @@ class PyAVConnection:
         media_s = None
         if frame.pts is not None and self._time_base is not None:
             media_s = float((frame.pts - self._start_pts) * self._time_base)
-        planes = _planes(frame) if not self._want_image or frame.format.name == "yuv420p" else None
+        planes = _planes(frame) if not self._want_image or _is_plain_yuv420p(frame) else None
         image = None
         if self._want_image:
             image = np.ascontiguousarray(frame.to_ndarray(format="bgr24"))
