@@ -201,3 +201,81 @@ def http_stream():
     yield make
     for stream in streams:
         stream.stop()
+
+
+class StallingHttpServer:
+    """Answers every HTTP request on 127.0.0.1 with ``payload`` and then sends nothing more,
+    holding the connection open: a stream that stalls. ``close()`` ends it (the fixture does)."""
+
+    def __init__(self, payload: bytes, content_type: str = "video/mp2t"):
+        import socket
+        import threading
+
+        self.payload, self.content_type = payload, content_type
+        self.connections = 0
+        self._closed = threading.Event()
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(8)
+        self.port = self._listener.getsockname()[1]
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stall.ts"
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._closed.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, connection) -> None:
+        with connection:
+            connection.settimeout(10)
+            request = b""
+            try:
+                while b"\r\n\r\n" not in request:
+                    chunk = connection.recv(4096)
+                    if not chunk:
+                        return
+                    request += chunk
+                connection.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: {self.content_type}\r\n\r\n".encode()
+                                   + self.payload)
+            except OSError:
+                return
+            self._closed.wait(60)  # stall: the connection stays open, silent
+
+    def close(self) -> None:
+        import socket
+
+        self._closed.set()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close() alone does not)
+        except OSError:
+            pass
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(10)
+
+
+@pytest.fixture
+def stalling_server():
+    """``stalling_server(payload)`` -> a ``StallingHttpServer``; closed afterwards."""
+    servers: list[StallingHttpServer] = []
+
+    def make(payload: bytes) -> StallingHttpServer:
+        server = StallingHttpServer(payload)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()

@@ -14,7 +14,7 @@ import numpy as np
 import psutil
 import pytest
 from support_sources import (FFMPEG, cv2_frames, encode_h264, ffprobe_frames, h264_video,  # noqa: F401
-                             http_stream, needs_ffmpeg, rtsp_server)
+                             http_stream, needs_ffmpeg, rtsp_server, stalling_server)
 
 from edge.records import Frame
 from edge.sources import (DEFAULT_FPS, CaptureSource, DecodeOptions, FileSource, Gap, ReconnectPolicy,
@@ -527,3 +527,48 @@ def test_watchdog_restart_from_another_thread_is_a_gap_with_its_reason(h264_vide
     assert len(frames) >= gaps[0].after_frame_index + 10  # frames continue after the restart
     assert [f.index for f in frames] == list(range(len(frames)))
     assert source.reconnects == 1 and source.last_frame_monotonic is not None
+
+
+def _stalling_payload(h264_video) -> bytes:
+    data = h264_video(50, 160, 120, suffix=".ts").read_bytes()
+    return data[: len(data) * 6 // 10]  # about 30 frames, then silence
+
+
+def test_a_stalled_stream_times_out_reading_and_reconnects(h264_video, stalling_server):
+    server = stalling_server(_stalling_payload(h264_video))
+    source = open_source(server.url(), reconnect=FAST, open_timeout_s=4, read_timeout_s=1.5)
+    with source:
+        items, states = _read(source, lambda items: sum(isinstance(i, Gap) for i in items) == 2)
+    gaps = [item for item in items if isinstance(item, Gap)]
+    frames = _frames(items)
+    assert [g.reason for g in gaps] == ["no data for 1.5 s"] * 2 and server.connections == 3
+    assert frames[-1].index > gaps[0].after_frame_index > 10  # the second connection gave frames too
+    assert [f.index for f in frames] == list(range(len(frames)))
+
+
+def test_watchdog_restart_of_a_blocked_read(h264_video, stalling_server):
+    """What the service's watchdog does: no frame for a while → restart(); the blocked read ends
+    within the read timeout and the gap carries the watchdog's reason."""
+    server = stalling_server(_stalling_payload(h264_video))
+    source = open_source(server.url(), reconnect=FAST, open_timeout_s=4, read_timeout_s=3)
+    reason = "watchdog: no frame for 0.3 s"
+    done = threading.Event()
+
+    def watchdog():
+        while not done.wait(0.05):
+            last = source.last_frame_monotonic
+            if last is not None and time.monotonic() - last > 0.3:
+                source.restart(reason)
+                return
+
+    thread = threading.Thread(target=watchdog)
+    thread.start()
+    try:
+        with source:
+            items, _ = _read(source, lambda items: any(isinstance(i, Gap) for i in items) and isinstance(items[-1], Frame))
+    finally:
+        done.set()
+        thread.join(10)
+    gaps = [item for item in items if isinstance(item, Gap)]
+    assert len(gaps) == 1 and gaps[0].reason == reason and not gaps[0].gave_up
+    assert isinstance(items[-1], Frame) and items[-1].index == gaps[0].after_frame_index + 1
