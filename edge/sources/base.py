@@ -62,7 +62,8 @@ class ReconnectPolicy:
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    """How PyAV decodes: ``hwaccel`` auto|none|qsv|vaapi, ``threads`` (None = one per core)."""
+    """How PyAV decodes: ``hwaccel`` auto|none|qsv|vaapi; ``threads``, the decoder's slice
+    threads (None = FFmpeg's choice, one per core)."""
 
     hwaccel: str = "auto"
     threads: int | None = None

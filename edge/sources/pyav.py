@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 
 import av
 import av.codec.hwaccel
+from av.video.reformatter import VideoReformatter
 import numpy as np
 
 from edge.sources.base import (DecodeOptions, OpenFailed, Picture, ReconnectPolicy, Source,
@@ -177,6 +178,7 @@ class PyAVConnection:
         self.end_reason: str | None = None
         self.decoder_error: str | None = None         # the latest thing the decoder said was wrong
         self.first_decoder_error: str | None = None
+        self._to_bgr = VideoReformatter()  # keeps its swscale context from frame to frame
         options = {}
         if spec.split("://", 1)[0].lower() in RTSP_SCHEMES:
             options["rtsp_transport"] = "tcp"
@@ -225,6 +227,8 @@ class PyAVConnection:
             if hw.explicit:
                 raise OpenFailed(f"decode.hwaccel {hw.choice}: {failure}")
             hw.software(failure)
+        # Slice threads only: frame threads decode after decode() returns, and one that logs an error
+        # while the container closes (holding the GIL) deadlocks on PyAV's log callback.
         stream.thread_type = "SLICE"
         context.thread_count = threads or 0  # 0: FFmpeg picks (one per core)
         mark = self._errors.mark()
@@ -242,7 +246,7 @@ class PyAVConnection:
         planes = _planes(frame) if not self._want_image or _is_plain_yuv420p(frame) else None
         image = None
         if self._want_image:
-            image = np.ascontiguousarray(frame.to_ndarray(format="bgr24"))
+            image = np.ascontiguousarray(self._to_bgr.reformat(frame, format="bgr24").to_ndarray())
         return Picture(image, planes, media_s)
 
     def pictures(self, interrupted: Callable[[], bool]) -> Iterator[Picture]:
