@@ -34,7 +34,7 @@ def main() -> int:
     location = args.file.replace("\\", "\\\\").replace('"', '\\"')
     factory.set_launch(f'( filesrc location="{location}" ! qtdemux ! h264parse '
                        f'! rtph264pay name=pay0 pt=96 config-interval=1 )')
-    factory.set_shared(True)
+    factory.set_shared(False)  # each client gets the file from its start: a reconnection restarts the media
     server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:
         print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)

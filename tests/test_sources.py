@@ -572,3 +572,17 @@ def test_watchdog_restart_of_a_blocked_read(h264_video, stalling_server):
     gaps = [item for item in items if isinstance(item, Gap)]
     assert len(gaps) == 1 and gaps[0].reason == reason and not gaps[0].gave_up
     assert isinstance(items[-1], Frame) and items[-1].index == gaps[0].after_frame_index + 1
+
+
+def test_rtsp_media_that_ends_is_reconnected_from_its_start(h264_video, rtsp_server):
+    server = rtsp_server(h264_video(40, 160, 120))  # 1.6 s of media, then the server ends the session
+    source = open_source(server.url(), reconnect=FAST, open_timeout_s=5, read_timeout_s=3)
+    with source:
+        items, _ = _read(source, lambda items: sum(isinstance(i, Gap) for i in items) == 2)
+    gaps = [position for position, item in enumerate(items) if isinstance(item, Gap)]
+    assert len(gaps) == 2 and all(items[p].reason == "stream ended" for p in gaps)
+    first, second = items[:gaps[0]], items[gaps[0] + 1:gaps[1]]
+    for session in (first, second):  # each session plays the file from its first frame, in order
+        markers = [read_frame_marker(f.image) for f in session]
+        assert markers == list(range(len(markers))) and len(markers) >= 35
+    assert [f.index for f in _frames(items)] == list(range(len(first) + len(second)))
