@@ -160,7 +160,8 @@ def test_missing_file(tmp_path):
 def test_not_a_video(tmp_path):
     path = tmp_path / "random.mp4"
     path.write_bytes(np.random.default_rng(0).bytes(20000))
-    with pytest.raises(SourceError, match=r"^cannot open video: .*random\.mp4 \(not a video, or an unsupported codec\)$"):
+    with pytest.raises(SourceError,
+                       match=r"^cannot open video: .*random\.mp4 \(not a video, or an unsupported codec\)$"):
         open_source(path)
 
 
@@ -389,7 +390,8 @@ def test_silent_server_times_out_at_open():
         server.bind(("127.0.0.1", 0))
         server.listen(4)
         url = f"http://127.0.0.1:{server.getsockname()[1]}/x.ts"
-        with pytest.raises(SourceError, match=r"^cannot open stream http://127\.0\.0\.1:\d+/x\.ts: no answer within 1\.5 s$"):
+        with pytest.raises(SourceError,
+                           match=r"^cannot open stream http://127\.0\.0\.1:\d+/x\.ts: no answer within 1\.5 s$"):
             open_source(url, open_timeout_s=1.5, read_timeout_s=1.5)
 
 
@@ -565,7 +567,8 @@ def test_watchdog_restart_of_a_blocked_read(h264_video, stalling_server):
     thread.start()
     try:
         with source:
-            items, _ = _read(source, lambda items: any(isinstance(i, Gap) for i in items) and isinstance(items[-1], Frame))
+            items, _ = _read(source, lambda items: isinstance(items[-1], Frame) and any(isinstance(i, Gap)
+                                                                                        for i in items))
     finally:
         done.set()
         thread.join(10)

@@ -330,7 +330,8 @@ class Source:
         else:
             time_s = picture.media_s
             # Trust the container's clock only while it is sane and moves forward.
-            if time_s is None or not math.isfinite(time_s) or time_s < 0.0 or (index > 0 and time_s <= self._last_media_s):
+            sane = time_s is not None and math.isfinite(time_s) and time_s >= 0.0
+            if not sane or (index > 0 and time_s <= self._last_media_s):
                 time_s = 0.0 if index == 0 else self._last_media_s + 1.0 / self._fps
             self._last_media_s = time_s
         self.frames_read += 1
