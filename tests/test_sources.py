@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import psutil
 import pytest
-from support_sources import (FFMPEG, cv2_frames, encode_h264, ffprobe_frames, h264_video,  # noqa: F401
+from support_sources import (FFMPEG, FFPROBE, cv2_frames, encode_h264, ffprobe_frames, h264_video,  # noqa: F401
                              http_stream, needs_ffmpeg, rtsp_server, stalling_server)
 
 from edge.records import Frame
@@ -589,3 +589,29 @@ def test_rtsp_media_that_ends_is_reconnected_from_its_start(h264_video, rtsp_ser
         markers = [read_frame_marker(f.image) for f in session]
         assert markers == list(range(len(markers))) and len(markers) >= 35
     assert [f.index for f in _frames(items)] == list(range(len(first) + len(second)))
+
+
+def test_resolution_change_mid_file_is_passed_through(tmp_path, moving_shapes_video):
+    """Two MPEG-TS files of different sizes, concatenated byte for byte (as a recorder that restarts does)."""
+    needs_ffmpeg()
+    parts = []
+    for frames, (width, height) in ((20, (160, 120)), (30, (64, 48))):
+        part = tmp_path / f"{width}.ts"
+        clip = moving_shapes_video(frames, width, height)
+        subprocess.run([FFMPEG, "-nostdin", "-loglevel", "error", "-y", "-i", str(clip), "-c:v", "mpeg2video",
+                        "-q:v", "2", "-f", "mpegts", str(part)], check=True, timeout=60)
+        parts.append(part.read_bytes())
+    both = tmp_path / "both.ts"
+    both.write_bytes(b"".join(parts))
+    probed = subprocess.run([FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=width,height",
+                             "-of", "csv=p=0", str(both)], capture_output=True, text=True, check=True, timeout=60)
+    sizes = [line.strip(",").split(",")[:2] for line in probed.stdout.splitlines() if line.strip(", ")]
+    expected = [(int(height), int(width)) for width, height in sizes]
+    assert len(expected) >= 45 and expected[0] == (120, 160) and expected[-1] == (48, 64)
+    for want_image in (True, False):
+        with open_source(both, want_image=want_image) as source:
+            frames = list(source)
+        shapes = [f.image.shape[:2] if want_image else f.planes[0].shape for f in frames]
+        assert shapes == expected  # what ffprobe decodes, frame for frame
+        assert [f.index for f in frames] == list(range(len(expected)))
+        assert all(b.time_s > a.time_s for a, b in zip(frames, frames[1:]))  # the second clock restarts: kept monotonic
