@@ -615,3 +615,19 @@ def test_resolution_change_mid_file_is_passed_through(tmp_path, moving_shapes_vi
         assert shapes == expected  # what ffprobe decodes, frame for frame
         assert [f.index for f in frames] == list(range(len(expected)))
         assert all(b.time_s > a.time_s for a, b in zip(frames, frames[1:]))  # the second clock restarts: kept monotonic
+
+
+def test_ffmpeg_error_lines_are_kept_masked_and_off_the_terminal(caplog):
+    import av
+
+    from edge.sources.pyav import ffmpeg_errors
+
+    errors = ffmpeg_errors()
+    mark = errors.mark()
+    with caplog.at_level(logging.DEBUG, logger="edge.sources.ffmpeg"):
+        av.logging.log(av.logging.ERROR, "rtsp", "method DESCRIBE failed for 'rtsp://admin:hunter2@127.0.0.1/x'")
+    said = errors.first_since(mark)
+    assert said == "method DESCRIBE failed for 'rtsp://admin:***@127.0.0.1/x'"
+    assert "hunter2" not in caplog.text and "admin:***@" in caplog.text
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if r.name == "edge.sources.ffmpeg")
+    assert not logging.getLogger("libav").propagate  # a bad stream's per-packet errors stay off the terminal

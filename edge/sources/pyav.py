@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import threading
 import time
 from typing import Callable, Iterator
@@ -42,7 +43,7 @@ class _FFmpegErrors(logging.Handler):
         self._debug = logging.getLogger("edge.sources.ffmpeg")
 
     def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
-        message = " ".join(record.getMessage().split())
+        message = _mask_urls(" ".join(record.getMessage().split()))  # FFmpeg may quote a URL
         self._count += 1
         self._lines.append((self._count, threading.get_ident(), message))
         self._debug.debug("[%s] %s", record.name.removeprefix("libav."), message)
@@ -76,12 +77,18 @@ def ffmpeg_errors() -> _FFmpegErrors:
         return _errors
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def _mask_urls(text: str) -> str:
+    """Every URL in ``text`` with its credentials masked."""
+    return _URL.sub(lambda match: mask_credentials(match.group(0)), text) if "://" in text else text
+
+
 def describe(error: BaseException, spec: str, name: str) -> str:
     """One line for an FFmpeg/OS error, lower-case first word, credentials masked."""
     text = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    text = " ".join(str(text).split()).replace(spec, name)
-    if "://" in text:
-        text = " ".join(mask_credentials(word) if "://" in word else word for word in text.split())
+    text = _mask_urls(" ".join(str(text).split()).replace(spec, name))
     return text[:1].lower() + text[1:] if text[1:2].islower() or len(text) == 1 else text
 
 
