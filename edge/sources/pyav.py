@@ -18,8 +18,8 @@ from typing import Callable, Iterator
 
 import av
 import av.codec.hwaccel
-from av.video.reformatter import VideoReformatter
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from edge.sources.base import (DecodeOptions, OpenFailed, Picture, ReconnectPolicy, Source,
                                SourceError, log)
