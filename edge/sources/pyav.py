@@ -261,7 +261,7 @@ class PyAVConnection:
         context = self._stream.codec_context
         packets = self._container.demux(self._stream)
         opened = time.monotonic()
-        pictures = rejected = 0
+        pictures = packets_seen = 0
         while not interrupted():
             try:
                 packet = next(packets)
@@ -281,7 +281,7 @@ class PyAVConnection:
                 return
             except (av.error.FFmpegError, ValueError) as error:
                 raised, frames = error, ()
-                rejected += 1
+            packets_seen += packet.size > 0
             # The decoder may also conceal damage and only say so in its log: still a corrupt packet.
             said = self._errors.first_since(mark, threading.get_ident())
             if raised is not None and said is None:
@@ -297,12 +297,9 @@ class PyAVConnection:
                 yield self._picture(frame)
             if (pictures == 0 and packet.size and self._no_picture_s is not None
                     and time.monotonic() - opened >= self._no_picture_s):
-                self.end_reason = self._no_picture_reason(rejected)
+                said = f": {self.decoder_error}" if self.decoder_error else ""
+                self.end_reason = f"no picture decoded from {packets_seen} packets in {self._no_picture_s:g} s{said}"
                 return
-
-    def _no_picture_reason(self, rejected: int) -> str:
-        said = f": {self.decoder_error}" if self.decoder_error else ""
-        return f"no picture decoded from {rejected or 'any'} packets in {self._no_picture_s:g} s{said}"
 
     def no_picture_reason(self) -> str | None:
         """For a file that ended with no picture: what the decoder said, if anything."""
