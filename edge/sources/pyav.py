@@ -248,7 +248,7 @@ class PyAVConnection:
 
     def _picture(self, frame: av.VideoFrame) -> Picture:
         media_s = None
-        if frame.pts is not None and self._time_base is not None:
+        if frame.pts is not None and self._time_base:  # unset: None, or a falsy AVRational from PyAV 19
             media_s = float((frame.pts - self._start_pts) * self._time_base)
         planes = _planes(frame) if not self._want_image or _is_plain_yuv420p(frame) else None
         image = None
