@@ -14,6 +14,12 @@ items in order, and a context manager. ``open_source`` picks the kind from the s
 - a camera index (``0``, ``"0"``) or device path (``/dev/video0``) → ``CaptureSource``
   (cv2.VideoCapture), reconnected the same way.
 
+Frames carry BGR ``image`` (``want_image=True``) or only yuv420p ``planes``
+(``want_image=False``, PyAV sources: no colour conversion). Damaged packets are counted in
+``corrupt_packets``, never fatal; a stream that gives packets but no picture for the read
+timeout is dropped with the decoder's own words ("no picture decoded from 117 packets in
+10 s: Picture size 0x0 is invalid") in ``state_reason`` and the log.
+
 Health for a watchdog: ``state``, ``state_reason``, ``last_frame_monotonic``;
 ``restart(reason)`` (thread-safe) reconnects, ``request_stop()`` (signal-safe) ends.
 Opening problems raise ``SourceError`` with a one-line message. Credentials in URLs
