@@ -261,6 +261,35 @@ def test_explicit_hwaccel_that_cannot_work_is_a_one_line_error(tmp_path, kind):
     assert "\n" not in str(caught.value)
 
 
+def test_with_a_gpu_device_the_ffmpeg_build_decides(tmp_path, monkeypatch, caplog, h264_video):
+    """As if /dev/dri existed: what this PyAV build can do with the H.264 decoder decides, and says so."""
+    import av
+
+    import edge.sources.pyav
+
+    monkeypatch.setattr(edge.sources.pyav, "HW_DEVICE_DIR", str(tmp_path))
+    path = h264_video(10, 160, 120)
+    available = av.codec.hwaccel.hwdevices_available()
+    h264_devices = {config.device_type.name for config in av.codec.Codec("h264", "r").hardware_configs}
+    usable = [kind for kind in ("vaapi", "qsv") if kind in available and kind in h264_devices]
+    if usable:
+        pytest.skip(f"this PyAV build can decode H.264 with {usable}: needs the device itself")
+    with caplog.at_level(logging.INFO, logger="edge.sources"):
+        with open_source(path, decode=DecodeOptions(hwaccel="auto")) as source:
+            assert len(list(source)) == 10
+    (line,) = [r.getMessage() for r in caplog.records if "hardware decoding" in r.getMessage()]
+    assert line.endswith("; decoding in software")
+    for kind in ("vaapi", "qsv"):
+        with pytest.raises(SourceError, match=rf"^decode\.hwaccel {kind}: ") as caught:
+            open_source(path, decode=DecodeOptions(hwaccel=kind))
+        message = str(caught.value)
+        assert "\n" not in message
+        if kind not in available:
+            assert f"has no {kind} support" in message
+        else:
+            assert f"the h264 decoder of this FFmpeg build cannot use {kind}" in message
+
+
 def test_decode_options_validate():
     with pytest.raises(ValueError, match="decode.hwaccel must be one of"):
         DecodeOptions(hwaccel="cuda")
