@@ -13,18 +13,20 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: its 0-based source index, media time, and pixels.
+    """One decoded frame: its 0-based source index, media time and pixels.
 
-    ``image`` is BGR ``uint8`` H×W×3; ``planes`` (yuv420p Y, U, V) when the source
-    delivered the decoder's planes instead (then ``image`` may be None). ``wall_s``
-    is ``time.time()`` when the frame was decoded: the clock of live sources.
+    ``index`` keeps counting across reconnections; ``time_s`` is media time (files: the
+    container's pts; live: seconds since the first frame). ``image`` is BGR ``uint8``
+    H×W×3 C-contiguous, or None when the source delivered ``planes`` only; ``planes``
+    are yuv420p Y, U, V (``uint8`` 2-D, possibly strided views). A frame always has
+    ``image`` or ``planes`` (or both). ``wall_s`` is ``time.time()`` at decode.
     """
 
     index: int
     time_s: float
     image: np.ndarray | None = field(repr=False, compare=False)
     wall_s: float = 0.0
-    planes: tuple | None = field(default=None, repr=False, compare=False)
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

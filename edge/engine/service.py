@@ -32,7 +32,7 @@ from edge.engine.summary import ModelSummary
 from edge.engine.terminal import Terminal
 from edge.records import Prediction
 from edge.sinks import Event, EventWriter, Sink, VideoSink, WindowSink, check_writable, write_summary
-from edge.sources import ReconnectPolicy, SourceError, open_source
+from edge.sources import DecodeOptions, ReconnectPolicy, SourceError, open_source
 
 log = logging.getLogger(__name__)
 
@@ -378,22 +378,10 @@ def _open_camera(camera, want_image: bool):
     reconnect = camera.reconnect
     policy = ReconnectPolicy(reconnect.attempts, reconnect.delay_s, reconnect.max_delay_s)
     spec = camera.source if camera.source not in (None, "") else str(sample_clip_path())
-    return open_source(spec, live=camera.live, reconnect=policy, **_source_options(camera, want_image))
-
-
-def _source_options(camera, want_image: bool) -> dict:
-    """Options the source accepts beyond the release-1 ones (decoder, timeouts, planes)."""
-    import inspect
-
-    accepted = inspect.signature(open_source).parameters
-    options = {}
-    if "decode" in accepted:
-        from edge.sources import DecodeOptions
-
-        options["decode"] = DecodeOptions(hwaccel=camera.decode.hwaccel, threads=camera.decode.threads)
-    if "want_image" in accepted:
-        options["want_image"] = want_image
-    return options
+    return open_source(spec, live=camera.live, reconnect=policy,
+                       decode=DecodeOptions(hwaccel=camera.decode.hwaccel, threads=camera.decode.threads),
+                       want_image=want_image, open_timeout_s=reconnect.open_timeout_s,
+                       read_timeout_s=reconnect.read_timeout_s)
 
 
 def _open_video(output, source):
