@@ -126,6 +126,8 @@ class Lane:
         self.predictions: list[Prediction] = [] if keep_predictions else None
         self._state = STARTING if source is not None else OFFLINE
         self._state_reason = source_error
+        self._state_lock = threading.Lock()
+        self._published_state: tuple | None = None
         sampling = camera.sampling
         self.sampler = ClipSampler(sampling.mode, sampling.clip_len, sampling.frame_step, sampling.stride)
         mean = camera.preprocess.mean if camera.preprocess.mean is not None else info.mean
@@ -164,18 +166,31 @@ class Lane:
 
     @property
     def state(self) -> str:
-        return self._state
+        """The camera's state: the lane's own, or the source's while it reconnects."""
+        own = self._state
+        if own in (STARTING, ONLINE) and getattr(self.source, "state", None) == RECONNECTING:
+            return RECONNECTING
+        return own
 
     @property
     def state_reason(self) -> str | None:
+        if self.state == RECONNECTING and self._state != RECONNECTING:
+            return getattr(self.source, "state_reason", None)
         return self._state_reason
 
     def _set_state(self, state: str, reason: str | None = None) -> None:
-        if state == self._state and reason == self._state_reason:
-            return
         self._state, self._state_reason = state, reason
-        self.emit(Event("status", self.name, {"event": "status", "camera": self.name, "state": state,
-                                              "reason": reason, "wall_time": now_iso(), "run_id": self.run_id}))
+        self.publish_state()
+
+    def publish_state(self) -> None:
+        """Emit a status event if the camera's state changed since the last one (any thread)."""
+        with self._state_lock:
+            current = (self.state, self.state_reason)
+            if current == self._published_state:
+                return
+            self._published_state = current
+        self.emit(Event("status", self.name, {"event": "status", "camera": self.name, "state": current[0],
+                                              "reason": current[1], "wall_time": now_iso(), "run_id": self.run_id}))
 
     @property
     def done(self) -> bool:
@@ -190,14 +205,10 @@ class Lane:
 
     def start(self) -> None:
         self._started = True
+        self.publish_state()
         if self.source is None:
-            self.emit(Event("status", self.name, {"event": "status", "camera": self.name, "state": OFFLINE,
-                                                  "reason": self._state_reason, "wall_time": now_iso(),
-                                                  "run_id": self.run_id}))
             self._close_sinks()
             return
-        self.emit(Event("status", self.name, {"event": "status", "camera": self.name, "state": STARTING,
-                                              "reason": None, "wall_time": now_iso(), "run_id": self.run_id}))
         for target, role in ((self._read, "reader"), (self._work, "lane")):
             thread = threading.Thread(target=target, name=f"{role}-{self.name}", daemon=True)
             self._threads.append(thread)
@@ -305,7 +316,7 @@ class Lane:
     # -- frames --------------------------------------------------------------------------------
 
     def _on_frame(self, frame: Frame, queued_ns: int) -> None:
-        if self._state in (STARTING, RECONNECTING):
+        if self._state == STARTING:
             self._set_state(ONLINE)
         self.metrics.count_frame(frame.time_s)
         if self.sampler.wants(frame.index):
@@ -512,8 +523,8 @@ class Lane:
         """This camera for /api/status and the terminal (cheap; any thread)."""
         segment = self.monitor.tracker.current_segment if self.monitor is not None else None
         return {
-            "state": self._state,
-            "reason": self._state_reason,
+            "state": self.state,
+            "reason": self.state_reason,
             "source": self.source_name,
             "live": self.live,
             "frames": self.metrics.frames,

@@ -96,6 +96,12 @@ class Service:
 
     # -- what the side systems read ----------------------------------------------------------
 
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        """The side systems subscribed to every camera (MQTT, Prometheus, ...)."""
+        with self._lock:
+            return tuple(self._sinks)
+
     def subscribe(self, sink: Sink) -> None:
         """``sink`` gets every event of every camera from now on."""
         with self._lock:
@@ -296,6 +302,8 @@ class Service:
                 if self.mode == "run" and all(lane.done for lane in self.lanes.values()):
                     break
                 self._watch(watchdog_s)
+                for lane in self.lanes.values():
+                    lane.publish_state()  # a source reconnecting shows between two frames
                 terminal.update()
                 self.stop.event.wait(HOUSEKEEPING_S)
         finally:

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from support_activities import ACTIVITIES_YAML, colour_model_xml, script_video  # noqa: F401  (fixtures)
-from support_mqtt import WAIT_S, Collector, Mosquitto
+from support_mqtt import WAIT_S, Collector, Mosquitto, wait_until
 
 from edge.config import config_from_mapping
 from edge.engine.service import Service
@@ -30,8 +30,8 @@ class BrokerOutage:
     """A sink that stops the broker on the first activity event and starts it again ``after`` events later,
     from the lane's own thread, so the outage falls at a known place in the event stream."""
 
-    def __init__(self, broker: Mosquitto, after: int):
-        self.broker, self.after = broker, after
+    def __init__(self, broker: Mosquitto, after: int, service):
+        self.broker, self.after, self.service = broker, after, service
         self.during: list[dict] = []
         self.state = "up"
         self.restarted = threading.Event()
@@ -48,6 +48,11 @@ class BrokerOutage:
                 self.broker.start()
                 self.state = "back"
                 self.restarted.set()
+                # hold this camera until the sink is connected again, so the run does not end first
+                from edge.sinks.mqtt import MqttSink
+
+                [mqtt] = [sink for sink in self.service.sinks if isinstance(sink, MqttSink)]
+                assert wait_until(lambda: mqtt.connected, 60), "the MQTT sink did not reconnect"
 
     def close(self):
         pass
@@ -72,7 +77,7 @@ def test_events_and_checks_reach_mqtt_in_order_across_a_broker_restart(tmp_path,
             "mqtt": {"host": "127.0.0.1", "port": broker.port, "spool_dir": str(tmp_path / "spool")},
         })
         service = Service(config, mode="run")
-        outage = BrokerOutage(broker, after=3)
+        outage = BrokerOutage(broker, after=3, service=service)
         service.subscribe(outage)
         result = service.run()
         assert result.exit_code == 0
