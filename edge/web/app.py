@@ -31,6 +31,7 @@ import math
 import re
 import socket
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,30 +65,36 @@ class HttpError(Exception):
 
 
 class JpegCache:
-    """The JPEG of a camera's latest frame, encoded on first request and shared by every viewer.
+    """JPEGs of a camera's newest frames, encoded on first request and shared by every viewer.
 
     Keyed by the FrameHub's sequence number: a frame is encoded at most once,
-    however many viewers ask for it. Thread-safe; ``encodes`` counts encodes.
+    however many viewers ask for it (the last ``keep`` frames are kept, so a
+    viewer a frame behind does not re-encode). Thread-safe; ``encodes`` counts
+    encodes.
     """
 
-    def __init__(self, quality: int = JPEG_QUALITY) -> None:
+    def __init__(self, quality: int = JPEG_QUALITY, keep: int = 2) -> None:
         self._params = [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)]
         self._lock = threading.Lock()
-        self._key: tuple[int, int] | None = None
-        self._jpeg = b""
+        self._jpegs: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._keep = keep
         self.encodes = 0
 
     def jpeg(self, hub, seq: int, image: np.ndarray) -> bytes:
-        """JPEG bytes of frame ``seq`` of ``hub`` (``image``: BGR uint8 H×W×3)."""
+        """JPEG bytes of frame ``seq`` of ``hub`` (``image``: BGR uint8 H×W×3). Raises ``ValueError`` if
+        OpenCV cannot encode it."""
         key = (id(hub), seq)
-        with self._lock:  # one encoder per camera; the others wait for its bytes
-            if self._key != key:
+        with self._lock:  # one encoder per camera; its other viewers wait for the bytes
+            jpeg = self._jpegs.get(key)
+            if jpeg is None:
                 ok, encoded = cv2.imencode(".jpg", image, self._params)
                 if not ok:
                     raise ValueError("JPEG encoding failed")
-                self._jpeg, self._key = encoded.tobytes(), key
+                jpeg = self._jpegs[key] = encoded.tobytes()
                 self.encodes += 1
-            return self._jpeg
+                while len(self._jpegs) > self._keep:
+                    self._jpegs.popitem(last=False)
+            return jpeg
 
 
 def _jsonable(value):
@@ -137,7 +144,8 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
     app.state.jpeg_caches = {}
     app.state.stopping = threading.Event()
     caches_lock = threading.Lock()
-    viewers: dict[str, int] = {}
+    viewers: dict[str, int] = {}  # camera → open MJPEG streams
+    app.state.viewers = viewers
     limiter: list = []  # created lazily: an anyio limiter belongs to the running event loop
     page = (STATIC / "index.html").read_bytes()
 
@@ -178,15 +186,15 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
 
     @routes.get("/api/status")
     def api_status():
-        return service.status()
+        return _Json(service.status())  # a response, not a value: FastAPI's encoder rejects NumPy scalars
 
     @routes.get("/api/events")
     def api_events(limit: int = Query(100, ge=1, le=MAX_EVENTS),
                    kind: str | None = Query(None, pattern="^(" + "|".join(EVENT_KINDS) + ")$")):
         if kind is None:
-            return service.recent_events(limit)
+            return _Json(service.recent_events(limit))
         matching = [event for event in service.recent_events(MAX_EVENTS) if _kind_of(event) == kind]
-        return matching[-limit:]
+        return _Json(matching[-limit:])
 
     @routes.get("/cameras/{name}/snapshot.jpg")
     def snapshot(name: str):
