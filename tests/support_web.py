@@ -319,7 +319,7 @@ class HeadlessChromium:
         return self
 
     def evaluate(self, expression: str):
-        result = self.command("Runtime.evaluate", expression=expression, returnByValue=True)
+        result = self.command("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
         if "exceptionDetails" in result:
             raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
         return result["result"].get("value")
