@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import socket
+import subprocess
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +141,20 @@ def test_a_failing_progress_probe_counts_as_a_stall(notify_socket):
     watchdog = Watchdog(broken, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
     assert watchdog.check() is False
     assert nothing_waiting(sock)
+
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
+def test_the_unit_file_verifies(tmp_path):
+    unit = (Path(__file__).resolve().parents[1] / "deploy" / "edge-har.service").read_text()
+    for line in ("Type=notify", "WatchdogSec=30", "Restart=on-failure", "Environment=EDGE_HAR_HOME=/var/lib/edge-har",
+                 "ExecStart=/usr/local/bin/edge-har serve -c /etc/edge-har/edge-har.yaml", "NoNewPrivileges=yes",
+                 "ProtectSystem=strict", "StateDirectory=edge-har"):
+        assert line in unit.splitlines(), line
+    # The binary is not installed here: verify the same unit with a command that exists.
+    copy = tmp_path / "edge-har.service"
+    copy.write_text(unit.replace("ExecStart=/usr/local/bin/edge-har", "ExecStart=/bin/true"))
+    done = subprocess.run([SYSTEMD_ANALYZE, "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import cv2
 import httpx
@@ -493,3 +497,22 @@ def test_undeclared_labels_are_capped():
     cameras = {dict(items)["camera"] for name, items in samples_of(generate(registry))
                if name == "edgehar_reconnects_total"}
     assert len(cameras) == 65 and "other" in cameras
+
+
+# -- the container's health check ---------------------------------------------------------------------
+
+def dockerfile_healthcheck() -> list[str]:
+    text = (Path(__file__).resolve().parents[1] / "deploy" / "Dockerfile").read_text()
+    match = re.search(r"^HEALTHCHECK .*?CMD (\[.*?\])\s*$", text.replace("\\\n", " "), re.M)
+    assert match, "no HEALTHCHECK CMD in deploy/Dockerfile"
+    return json.loads(match.group(1))
+
+
+def test_the_dockerfile_health_check_follows_readiness(service):
+    command = dockerfile_healthcheck()
+    assert command[:2] == ["python", "-c"] and "/healthz/ready" in command[2]
+    with serving(service, token=TOKEN) as server:  # the token does not guard health
+        probe = [sys.executable, "-c", command[2].replace("127.0.0.1:8080", f"127.0.0.1:{server.port}")]
+        assert subprocess.run(probe, capture_output=True, timeout=60).returncode == 0
+        service.ready = False
+        assert subprocess.run(probe, capture_output=True, timeout=60).returncode != 0
