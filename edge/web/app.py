@@ -215,7 +215,6 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
             if viewers.get(name, 0) >= MAX_VIEWERS_PER_CAMERA:
                 raise HTTPException(status_code=503, detail=f"camera {name!r} has too many viewers",
                                     headers={"Retry-After": "5"})
-            viewers[name] = viewers.get(name, 0) + 1
         if not limiter:
             limiter.append(anyio.CapacityLimiter(MAX_VIEWERS))
         stopping = app.state.stopping
@@ -237,6 +236,9 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
 
         async def parts():
             seq = -1
+            # Counted here, not in the handler: a viewer gone before its stream starts never runs `finally`.
+            with caches_lock:
+                viewers[name] = viewers.get(name, 0) + 1
             try:
                 yield DELIMITER
                 while not stopping.is_set():
@@ -321,7 +323,8 @@ class HttpServer:
         listener = self._bind()
         self.port = listener.getsockname()[1]
         self.app = create_app(self.service, token=self.token)
-        config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False,
+        # log_config=None: uvicorn's loggers propagate to the engine's logging instead of configuring their own.
+        config = uvicorn.Config(self.app, lifespan="off", log_config=None, log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=max(1, int(self.stop_timeout_s)),
                                 server_header=False)
         self._server = _Server(config)
