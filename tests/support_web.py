@@ -47,13 +47,37 @@ def free_port() -> int:
 # -- the Service protocol, as a double ----------------------------------------------------
 
 class FrameHubDouble:
-    """The latest annotated frame of one camera. ``publish`` never blocks on readers."""
+    """The latest annotated frame of one camera. ``publish`` never blocks on readers.
 
-    def __init__(self) -> None:
+    Like the service's FrameHub, viewers ``attach``/``detach`` (a lane draws frames only while
+    ``viewers`` > 0); ``on_attach`` (optional) stands in for the lane drawing a frame for a new viewer.
+    """
+
+    def __init__(self, on_attach=None) -> None:
         self._condition = threading.Condition()
-        self._seq = -1
+        self._seq = 0
         self._image: np.ndarray | None = None
         self.published = 0
+        self.viewers = 0
+        self.attaches = 0
+        self.on_attach = on_attach
+
+    def attach(self) -> None:
+        with self._condition:
+            self.viewers += 1
+            self.attaches += 1
+        if self.on_attach is not None:
+            self.on_attach(self)
+
+    def detach(self) -> None:
+        with self._condition:
+            self.viewers = max(0, self.viewers - 1)
+            self._condition.notify_all()
+
+    def wait_viewers(self, count: int, timeout: float = 10.0) -> bool:
+        """Waits until exactly ``count`` viewers are attached; False on timeout."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self.viewers == count, timeout)
 
     def publish(self, image: np.ndarray) -> int:
         with self._condition:

@@ -52,7 +52,7 @@ def test_page_shows_every_camera_its_label_activity_and_failed_checks_first(site
         assert '<img alt="sink live" src="/cameras/sink/mjpeg">' in sink
         assert '<img alt="kitchen live" src="/cameras/kitchen/mjpeg">' in kitchen
         assert ">sink<" in sink and ">kitchen<" in kitchen
-        assert "washing hands 82%" in sink and "activity: handwash since 12.5 s" in sink
+        assert "washing hands 82%" in sink and "activity: handwash since t=12.5 s" in sink
         assert 'class="badge state online">online<' in sink
         assert 'class="badge state reconnecting">reconnecting<' in kitchen and "stream lost" in kitchen
         assert "no prediction yet" in kitchen

@@ -137,7 +137,7 @@ PROTECTED = ["/", "/metrics", "/api/status", "/api/events", "/cameras/sink/snaps
 
 @pytest.fixture
 def token_client(service):
-    service.hubs["sink"].publish(scene(0))
+    service.hubs["sink"].on_attach = lambda hub: hub.publish(scene(0))  # the lane draws for a viewer
     with TestClient(create_app(service, token=TOKEN)) as client:
         yield client
 
@@ -184,7 +184,7 @@ def test_mjpeg_with_the_token_streams(service):
         with http.stream("GET", f"{server.url}/cameras/sink/mjpeg", params={"token": TOKEN}) as response:
             assert response.status_code == 200
             headers, body = MjpegReader(response).next_part()
-            assert headers["x-frame-seq"] == "0"
+            assert headers["x-frame-seq"] == "1"
             decode_jpeg(body)
 
 
@@ -227,18 +227,36 @@ def test_serve_and_stop_on_loopback(service):
 
 # -- cameras ---------------------------------------------------------------------------------------
 
-def test_snapshot_is_the_latest_frame(service, client):
-    assert client.get("/cameras/sink/snapshot.jpg").status_code == 503  # no frame yet
-    service.hubs["sink"].publish(scene(1))
-    frame = scene(2)
-    seq = service.hubs["sink"].publish(frame)
+def test_snapshot_asks_the_lane_for_a_fresh_frame(service, client):
+    hub = service.hubs["sink"]
+    stale, fresh = scene(1), scene(2)
+    hub.publish(stale)
+    drawn = []
+    hub.on_attach = lambda hub: drawn.append(hub.publish(fresh))  # the lane draws once someone watches
     response = client.get("/cameras/sink/snapshot.jpg")
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/jpeg"
-    assert response.headers["x-frame-seq"] == str(seq)
+    assert response.headers["x-frame-seq"] == str(drawn[0])
     image = decode_jpeg(response.content)
-    assert psnr(image, frame) > 30
-    assert psnr(image, frame) > psnr(image, scene(1)) + 5
+    assert psnr(image, fresh) > 30 and psnr(image, fresh) > psnr(image, stale) + 5
+    assert hub.viewers == 0  # attached for the snapshot only
+
+
+def test_snapshot_while_watched_is_the_latest_frame_at_once(service, client):
+    hub = service.hubs["sink"]
+    hub.attach()  # a viewer watches: the lane keeps drawing
+    seq = hub.publish(scene(3))
+    response = client.get("/cameras/sink/snapshot.jpg")
+    assert response.headers["x-frame-seq"] == str(seq)
+    assert psnr(decode_jpeg(response.content), scene(3)) > 30
+    assert (hub.attaches, hub.viewers) == (1, 1)
+
+
+def test_snapshot_of_a_camera_that_draws_nothing(service, client):
+    assert client.get("/cameras/kitchen/snapshot.jpg").status_code == 503  # no frame yet
+    seq = service.hubs["kitchen"].publish(scene(4))  # e.g. offline now: its last frame is all there is
+    response = client.get("/cameras/kitchen/snapshot.jpg")
+    assert response.status_code == 200 and response.headers["x-frame-seq"] == str(seq)
 
 
 @pytest.mark.parametrize("path", ["/cameras/nope/snapshot.jpg", "/cameras/nope/mjpeg", "/cameras/Sink/mjpeg",
@@ -301,6 +319,8 @@ def test_mjpeg_streams_the_published_frames(service):
             assert all(seq == first_seq for seq, _ in parts[:-1])
             image = decode_jpeg(parts[-1][1])
             assert psnr(image, second) > 30 and psnr(image, second) > psnr(image, first) + 5
+            assert hub.viewers == 1  # the lane draws while the stream is open
+        assert hub.wait_viewers(0)  # and stops once it is closed
 
 
 def test_one_jpeg_encode_per_frame_for_three_viewers(service, monkeypatch):
@@ -524,3 +544,21 @@ def test_the_dockerfile_health_check_follows_readiness(service):
         assert subprocess.run(probe, capture_output=True, timeout=60).returncode == 0
         service.ready = False
         assert subprocess.run(probe, capture_output=True, timeout=60).returncode != 0
+
+
+def test_the_sink_takes_cameras_rules_and_status_from_the_service():
+    from types import SimpleNamespace
+
+    service = ServiceDouble(("sink", "yard"))
+    service.config = SimpleNamespace(cameras={"sink": object(), "yard": object()},
+                                     rules=[SimpleNamespace(name="wash-20s")])
+    sink = PrometheusSink(service.registry, service=service)
+    sink.handle(Event("check", "yard", check_record("yard", "wash-20s", False)))
+    sink.handle(Event("check", "yard", check_record("yard", "made-up", True)))
+    sink.handle(Event("gap", "nowhere", gap_record("nowhere")))
+    samples = samples_of(generate(service.registry))
+    assert {dict(items)["camera"] for name, items in samples if name == "edgehar_camera_up"} == {"sink", "yard"}
+    assert {dict(items)["camera"] for name, items in samples if name == "edgehar_reconnects_total"} == \
+        {"sink", "yard", "other"}
+    assert value(samples, "edgehar_checks_total", camera="yard", rule="wash-20s", passed="false") == 1
+    assert value(samples, "edgehar_checks_total", camera="yard", rule="other", passed="true") == 1

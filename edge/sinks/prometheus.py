@@ -75,17 +75,23 @@ class _BoundedLabel:
 class PrometheusSink:
     """Turns events into counters and histograms on ``registry`` (never the global registry).
 
-    ``status``: the service's ``status()``; when given, a collector reads it at
-    scrape time for ``edgehar_camera_up``, ``edgehar_camera_fps``,
-    ``edgehar_skipped_clips_total`` and ``edgehar_build_info``.
-    ``cameras`` / ``rules``: the configured names; every camera's counters start
-    at 0 so a scrape lists each camera before its first clip. Raises
-    ``ValueError`` (from prometheus_client) if the registry already holds these
-    metrics.
+    ``service``: the Service; its ``status`` is read at scrape time and its
+    ``config`` (when it has one) names the cameras and rules. Or give them
+    apart: ``status``, the service's ``status()``, read at scrape time for
+    ``edgehar_camera_up``, ``edgehar_camera_fps``, ``edgehar_skipped_clips_total``
+    and ``edgehar_build_info``; ``cameras`` / ``rules``, the configured names
+    (every camera's counters start at 0, so a scrape lists each camera before
+    its first clip; other names are counted as ``other``). Raises ``ValueError``
+    (from prometheus_client) if the registry already holds these metrics.
     """
 
-    def __init__(self, registry: CollectorRegistry, *, status: Callable[[], dict] | None = None,
+    def __init__(self, registry: CollectorRegistry, *, service=None, status: Callable[[], dict] | None = None,
                  cameras: Iterable[str] = (), rules: Iterable[str] = ()) -> None:
+        if service is not None:
+            status = status or service.status
+            config = getattr(service, "config", None)
+            cameras = cameras or list(getattr(config, "cameras", None) or ())
+            rules = rules or [rule.name for rule in (getattr(config, "rules", None) or ())]
         cameras = [str(name) for name in cameras]
         self.registry = registry
         self._camera = _BoundedLabel(cameras)

@@ -58,6 +58,8 @@ FRAME_WAIT_S = 1.0
 # Bounds the threads viewers may hold at once, apart from the pool the other endpoints use.
 MAX_VIEWERS = 32
 MAX_VIEWERS_PER_CAMERA = 8
+# A snapshot waits this long for a frame drawn after it asked (a camera draws only while watched).
+SNAPSHOT_WAIT_S = 1.0
 
 
 class HttpError(Exception):
@@ -200,6 +202,10 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
     def snapshot(name: str):
         hub = hub_of(name)
         latest = hub.latest()
+        if getattr(hub, "viewers", 1) == 0:
+            # Nobody watches, so the lane has stopped drawing: the latest frame may be old. Ask for a new one.
+            with watching(hub):
+                latest = hub.wait_newer(latest[0] if latest else -1, SNAPSHOT_WAIT_S) or hub.latest()
         if latest is None:
             raise HTTPException(status_code=503, detail=f"camera {name!r} has no frame yet",
                                 headers={"Retry-After": "1"})
@@ -239,6 +245,7 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
             # Counted here, not in the handler: a viewer gone before its stream starts never runs `finally`.
             with caches_lock:
                 viewers[name] = viewers.get(name, 0) + 1
+            attach(hub)
             try:
                 yield DELIMITER
                 while not stopping.is_set():
@@ -248,6 +255,7 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
                         seq, body = part
                         yield body  # a slow viewer waits here; the camera never does
             finally:
+                detach(hub)
                 with caches_lock:
                     viewers[name] -= 1
 
@@ -261,6 +269,24 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
     app.include_router(open_routes)
     app.include_router(routes)
     return app
+
+
+def attach(hub) -> None:
+    """Tell the hub a viewer watches (the lane draws annotated frames only then); hubs without it always draw."""
+    getattr(hub, "attach", lambda: None)()
+
+
+def detach(hub) -> None:
+    getattr(hub, "detach", lambda: None)()
+
+
+@contextmanager
+def watching(hub):
+    attach(hub)
+    try:
+        yield hub
+    finally:
+        detach(hub)
 
 
 def _kind_of(event: dict) -> str:
