@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 import edge
-from edge.sinks import Event
+from edge.sinks import Event, SinkError
 from edge.sinks.prometheus import PrometheusSink
 from edge.web import app as web
 from edge.web.app import HttpError, create_app, is_loopback, serve_http
@@ -213,11 +213,13 @@ def test_a_port_in_use_is_a_one_line_error(service):
             serve_http(service, "127.0.0.1", port, None).start()
     text = one_line(raised.value)
     assert f"127.0.0.1:{port}" in text and "in use" in text
+    assert isinstance(raised.value, SinkError)  # the CLI's one-line error path
 
 
 def test_serve_and_stop_on_loopback(service):
     with serving(service) as server:
         assert server.port > 0
+        assert server.start() is server  # already serving: start() again is harmless
         assert httpx.get(f"{server.url}/healthz/live", timeout=10).status_code == 200
         thread = server._thread
     assert not thread.is_alive()

@@ -43,7 +43,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from edge.sinks import EVENT_KINDS
+from edge.sinks import EVENT_KINDS, SinkError
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,9 @@ MAX_VIEWERS_PER_CAMERA = 8
 SNAPSHOT_WAIT_S = 1.0
 
 
-class HttpError(Exception):
-    """The HTTP server cannot start; ``str(error)`` is one line for the user."""
+class HttpError(SinkError):
+    """The HTTP server cannot start; ``str(error)`` is one line for the user (a ``SinkError``, so the
+    CLI reports it like any output that cannot be opened)."""
 
 
 class JpegCache:
@@ -343,6 +344,8 @@ class HttpServer:
         Raises ``HttpError`` (one line) when the address is not loopback and
         there is no token, or the port cannot be bound (e.g. in use).
         """
+        if self._thread is not None:
+            return self  # already serving
         if not is_loopback(self.host) and not self.token:
             raise HttpError(f"http: refusing to listen on {self.host}: an address other than loopback "
                             "needs http.token (or set http.host: 127.0.0.1)")
@@ -358,6 +361,7 @@ class HttpServer:
         self._thread.start()
         if not self._server.listening.wait(self.start_timeout_s) or self._failure is not None:
             self.stop()
+            self._thread = None
             raise HttpError(f"http: server on {self.url} did not start: {self._failure or 'timed out'}")
         log.info("http: serving on %s", self.url)
         return self
