@@ -7,7 +7,13 @@ half period, but only while the engine makes progress (frames decoded or
 clips predicted since the last ping), so a wedged engine is restarted by
 systemd (``Restart=on-failure``) rather than kept alive by a healthy thread.
 
-Outside systemd (no ``NOTIFY_SOCKET``) everything here is a no-op.
+Outside systemd (no ``NOTIFY_SOCKET``) everything here is a no-op. In the engine::
+
+    notify("READY=1")                                   # model compiled, HTTP listening
+    watchdog = Watchdog(lambda: (frames_decoded, clips_predicted, reconnect_attempts)).start()
+    notify("STATUS=2 of 2 cameras online")
+    ...
+    notify("STOPPING=1"); watchdog.stop()
 """
 
 from __future__ import annotations

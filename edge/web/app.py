@@ -185,7 +185,10 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
 
     @routes.get("/metrics")
     def metrics():
-        return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
+        registry = getattr(service, "registry", None)
+        if registry is None:
+            raise HTTPException(status_code=404, detail="metrics need prometheus-client (pip install prometheus-client)")
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @routes.get("/api/status")
     def api_status():
