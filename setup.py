@@ -8,7 +8,7 @@ builds with bounds checking on (for a debug test run).
 import os
 import sys
 
-from setuptools import Extension, setup
+from setuptools import find_packages, Extension, setup
 from setuptools.command.build_ext import build_ext
 
 REQUIRE_NATIVE = os.environ.get("EDGE_REQUIRE_NATIVE") == "1"
@@ -96,10 +96,13 @@ def _extensions():
 
 
 setup(
-    packages=["edge", "edge.models", "edge.bundled"],
+    # Every subpackage of edge/ (found, not listed: a new stage must not be left out of a wheel),
+    # plus the bundled labels and manifest from models/.
+    packages=[*find_packages(include=["edge", "edge.*"]), "edge.bundled"],
     package_dir={"edge": "edge", "edge.bundled": "models"},
     package_data={
         "edge": ["data/*", "py.typed", "*.pyi"],
+        "edge.web": ["static/*"],
         "edge.bundled": ["*.yaml", "*.txt"],
     },
     ext_modules=_extensions(),

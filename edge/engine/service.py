@@ -33,6 +33,7 @@ from edge.engine.terminal import Terminal
 from edge.records import Prediction
 from edge.sinks import Event, EventWriter, Sink, VideoSink, WindowSink, check_writable, write_summary
 from edge.sources import DecodeOptions, ReconnectPolicy, SourceError, open_source
+from edge.systemd import Watchdog, notify
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +162,18 @@ class Service:
                 log.warning(UNTRAINED_WARNING)
             for lane in self.lanes.values():
                 self.stop.on_stop(lane.request_stop)
+            if self._http is not None:
+                self._http.start()  # a port in use is a one-line error before any camera starts
             self.ready = True
             for lane in self.lanes.values():
                 lane.start()
-            self._keep_house()
+            notify("READY=1")
+            watchdog = Watchdog(self._progress).start()
+            try:
+                self._keep_house()
+            finally:
+                notify("STOPPING=1")
+                watchdog.stop()
             for lane in self.lanes.values():
                 lane.request_stop()
             for lane in self.lanes.values():
@@ -308,6 +317,16 @@ class Service:
                 self.stop.event.wait(HOUSEKEEPING_S)
         finally:
             terminal.close()
+
+    def _progress(self) -> tuple[int, int, int]:
+        """What the systemd watchdog checks moves: frames decoded, clips done, reconnection attempts
+        (a box whose cameras are all down is still trying, not wedged)."""
+        frames = clips = attempts = 0
+        for lane in self.lanes.values():
+            frames += lane.metrics.frames
+            clips += lane.metrics.clips
+            attempts += int(getattr(lane.source, "reconnect_attempts", 0) or 0)
+        return frames, clips, attempts
 
     def _watch(self, watchdog_s: dict[str, float]) -> None:
         """Restart a live reader that produced no frame for ``reconnect.watchdog_s``."""

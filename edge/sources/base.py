@@ -151,6 +151,7 @@ class Source:
         self.state_reason: str | None = None
         self.frames_read = 0
         self.reconnects = 0
+        self.reconnect_attempts = 0       # every reopening tried, successful or not (the watchdog's proof of life)
         self.gaps = 0
         self.error: str | None = None
         self.warnings: list[str] = []
@@ -366,6 +367,7 @@ class Source:
                 break
             delay = self._policy.delay(self._attempt)
             self._attempt += 1
+            self.reconnect_attempts += 1
             log.warning("%s: %s after frame %d; reconnecting in %.1f s (attempt %d/%d)",
                         self._name, reason, after, delay, self._attempt, attempts)
             if not self._wait(delay):

@@ -1,0 +1,1 @@
+"""The HTTP API, metrics endpoint and live page of the service (``app``); see ``edge.web.app``."""
