@@ -148,6 +148,7 @@ class Lane:
         self._next_ticket = 0
         self._preprocess_since_clip_ms = 0.0
         self._source_done = False
+        self._lane_failed = False
         self._final_state = (FINISHED, None)
         self._stopping = threading.Event()
         self._waiting_frames: deque[Frame] = deque()
@@ -246,6 +247,8 @@ class Lane:
                     self.metrics.record("decode", (time.perf_counter_ns() - t0) / 1e6)
                     if self._live_buffer is None:
                         self._frame_slots.acquire()  # a file waits: no frame is lost
+                if self._stopping.is_set() and self._lane_failed:
+                    break
                 deliver((item, time.perf_counter_ns()))
         except Exception as exc:  # a decoder fault must end this camera cleanly, not silently
             error = f"{self.source_name}: reading failed: {type(exc).__name__}: {exc}"
@@ -283,8 +286,10 @@ class Lane:
         except Exception as exc:  # a bug in one lane must not take the service down unseen
             log.exception("%s: lane stopped: %s", self.name, exc)
             self._warn(f"{self.name}: lane stopped: {type(exc).__name__}: {exc}")
+            self._lane_failed = True
             self._set_state(OFFLINE, f"internal error: {exc}")
             self.request_stop()
+            self._frame_slots.release(64)  # a file reader waiting for a slot must see the stop
             self._drain_after_error()
         finally:
             self._close_sinks()
