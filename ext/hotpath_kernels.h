@@ -71,6 +71,7 @@ typedef struct {
     float *xw, *yw;
     float *acc;                /* area: one output row, 3S accumulators */
     ptrdiff_t span_lo, span_hi; /* area: the source columns the crop reads */
+    int32_t *lut;              /* yuv: 5 x 256 products (Y', U'->B, U'->G, V'->G, V'->R), then 1024 clamps */
     uint8_t *converted[2];     /* yuv: converted source rows (BGR bytes) */
     ptrdiff_t converted_row[2]; /* the source row each holds, -1 for none */
     ptrdiff_t converted_bytes; /* bytes of one converted row a kernel may read (slack included) */
@@ -82,6 +83,8 @@ typedef struct {
     const uint8_t *y, *u, *v;
     ptrdiff_t y_row, y_col, u_row, u_col, v_row, v_col; /* strides in bytes */
 } EdgeYuvPlanes;
+
+static void edge_yuv_tables(int32_t *lut);
 
 static void edge_plan_init(EdgePlan *plan) { memset(plan, 0, sizeof(*plan)); }
 
@@ -164,6 +167,7 @@ static size_t edge_plan_layout(EdgePlan *p, char *base)
         EDGE_TAKE(pair_x1, int32_t, size);
         EDGE_TAKE(converted[0], uint8_t, 6 * size + 16);
         EDGE_TAKE(converted[1], uint8_t, 6 * size + 16);
+        EDGE_TAKE(lut, int32_t, 5 * 256 + 1024 / 4);
     } else {
         EDGE_TAKE(xidx, int32_t, size * taps);
         EDGE_TAKE(xw, float, size * taps);
@@ -171,6 +175,7 @@ static size_t edge_plan_layout(EdgePlan *p, char *base)
         EDGE_TAKE(yw, float, size * taps);
         EDGE_TAKE(acc, float, 3 * size);
         EDGE_TAKE(converted[0], uint8_t, 3 * (size_t)p->width + 16);
+        EDGE_TAKE(lut, int32_t, 5 * 256 + 1024 / 4);
     }
 #undef EDGE_TAKE
     return at;
@@ -207,6 +212,7 @@ static int edge_plan_prepare(EdgePlan *plan, ptrdiff_t height, ptrdiff_t width, 
     plan->block = block;
     edge_plan_layout(plan, (char *)(((uintptr_t)block + 15) & ~(uintptr_t)15));
     plan->converted_row[0] = plan->converted_row[1] = -1;
+    edge_yuv_tables(plan->lut);
     if (plan->mode == EDGE_MODE_LINEAR) {
         edge_linear_axis(width, inv_factor, crop_x, size, plan->x0, plan->x1, plan->ax0, plan->ax1);
         edge_linear_axis(height, inv_factor, crop_y, size, plan->y0, plan->y1, plan->by0, plan->by1);
@@ -248,47 +254,70 @@ static int edge_plan_prepare(EdgePlan *plan, ptrdiff_t height, ptrdiff_t width, 
 /* cv2.cvtColor(COLOR_YUV2BGR_I420), bit-exact (OpenCV's ITUR_BT_601_* constants, 20-bit fixed point):
  *   Y' = max(Y - 16, 0) * 1.164, U' = U - 128, V' = V - 128
  *   R = Y' + 1.596 V',  G = Y' - 0.813 V' - 0.391 U',  B = Y' + 2.018 U'
- * each as (Y'*2^20 + 2^19 + coef*2^20 ...) >> 20, saturated to 0..255. */
-static inline void edge_yuv_to_bgr(int y, int u, int v, uint8_t *bgr)
+ * each as (Y'*2^20 + 2^19 + coef*2^20 ...) >> 20, saturated to 0..255. The products come from
+ * tables (exactly the same integers) and the saturation from a clamp table: no branches. */
+#define EDGE_CLAMP_OFFSET 320 /* (sum >> 20) lies in [-258, 534] */
+
+static void edge_yuv_tables(int32_t *lut)
 {
-    const int luma = (y > 16 ? y - 16 : 0) * 1220542 + (1 << 19);
-    const int cu = u - 128, cv = v - 128;
-    int b = (luma + 2116026 * cu) >> 20;
-    int g = (luma - 852492 * cv - 409993 * cu) >> 20;
-    int r = (luma + 1673527 * cv) >> 20;
-    bgr[0] = (uint8_t)(b < 0 ? 0 : b > 255 ? 255 : b);
-    bgr[1] = (uint8_t)(g < 0 ? 0 : g > 255 ? 255 : g);
-    bgr[2] = (uint8_t)(r < 0 ? 0 : r > 255 ? 255 : r);
+    uint8_t *clamp = (uint8_t *)(lut + 5 * 256);
+    for (int i = 0; i < 256; i++) {
+        lut[i] = (i > 16 ? i - 16 : 0) * 1220542 + (1 << 19);
+        lut[256 + i] = 2116026 * (i - 128);                /* U -> B */
+        lut[512 + i] = -409993 * (i - 128);                /* U -> G */
+        lut[768 + i] = -852492 * (i - 128);                /* V -> G */
+        lut[1024 + i] = 1673527 * (i - 128);               /* V -> R */
+    }
+    for (int i = 0; i < 1024; i++) {
+        const int value = i - EDGE_CLAMP_OFFSET;
+        clamp[i] = (uint8_t)(value < 0 ? 0 : value > 255 ? 255 : value);
+    }
+}
+
+static inline void edge_yuv_to_bgr(const int32_t *lut, int y, int u, int v, uint8_t *bgr)
+{
+    const uint8_t *clamp = (const uint8_t *)(lut + 5 * 256) + EDGE_CLAMP_OFFSET;
+    const int32_t luma = lut[y];
+    bgr[0] = clamp[(luma + lut[256 + u]) >> 20];
+    bgr[1] = clamp[(luma + lut[512 + u] + lut[768 + v]) >> 20];
+    bgr[2] = clamp[(luma + lut[1024 + v]) >> 20];
 }
 
 /* The source pixels (row, columns[0..count)) as BGR bytes into `out` (3 x count). */
-static void edge_convert_columns(const EdgeYuvPlanes *planes, ptrdiff_t row, const int32_t *columns,
-                                 ptrdiff_t count, uint8_t *out)
+static void edge_convert_columns(const int32_t *lut, const EdgeYuvPlanes *planes, ptrdiff_t row,
+                                 const int32_t *columns, ptrdiff_t count, uint8_t *out)
 {
     const uint8_t *y = planes->y + row * planes->y_row;
     const uint8_t *u = planes->u + (row >> 1) * planes->u_row;
     const uint8_t *v = planes->v + (row >> 1) * planes->v_row;
+    if (planes->y_col == 1 && planes->u_col == 1 && planes->v_col == 1) {
+        for (ptrdiff_t k = 0; k < count; k++) {
+            const ptrdiff_t x = columns[k];
+            edge_yuv_to_bgr(lut, y[x], u[x >> 1], v[x >> 1], out + 3 * k);
+        }
+        return;
+    }
     for (ptrdiff_t k = 0; k < count; k++) {
-        ptrdiff_t x = columns[k];
-        edge_yuv_to_bgr(y[x * planes->y_col], u[(x >> 1) * planes->u_col], v[(x >> 1) * planes->v_col],
+        const ptrdiff_t x = columns[k];
+        edge_yuv_to_bgr(lut, y[x * planes->y_col], u[(x >> 1) * planes->u_col], v[(x >> 1) * planes->v_col],
                         out + 3 * k);
     }
 }
 
 /* Source row `row`, columns lo..hi-1, as BGR bytes into `out`. */
-static void edge_convert_span(const EdgeYuvPlanes *planes, ptrdiff_t row, ptrdiff_t lo, ptrdiff_t hi,
-                              uint8_t *out)
+static void edge_convert_span(const int32_t *lut, const EdgeYuvPlanes *planes, ptrdiff_t row, ptrdiff_t lo,
+                              ptrdiff_t hi, uint8_t *out)
 {
     const uint8_t *y = planes->y + row * planes->y_row;
     const uint8_t *u = planes->u + (row >> 1) * planes->u_row;
     const uint8_t *v = planes->v + (row >> 1) * planes->v_row;
     if (planes->y_col == 1 && planes->u_col == 1 && planes->v_col == 1) {
         for (ptrdiff_t x = lo; x < hi; x++)
-            edge_yuv_to_bgr(y[x], u[x >> 1], v[x >> 1], out + 3 * (x - lo));
+            edge_yuv_to_bgr(lut, y[x], u[x >> 1], v[x >> 1], out + 3 * (x - lo));
         return;
     }
     for (ptrdiff_t x = lo; x < hi; x++)
-        edge_yuv_to_bgr(y[x * planes->y_col], u[(x >> 1) * planes->u_col], v[(x >> 1) * planes->v_col],
+        edge_yuv_to_bgr(lut, y[x * planes->y_col], u[(x >> 1) * planes->u_col], v[(x >> 1) * planes->v_col],
                         out + 3 * (x - lo));
 }
 
@@ -483,7 +512,7 @@ static const uint8_t *edge_bgr_row(EdgePlan *plan, const void *source, ptrdiff_t
 static const uint8_t *edge_yuv_span_row(EdgePlan *plan, const void *source, ptrdiff_t row)
 {
     if (plan->converted_row[0] != row) {
-        edge_convert_span((const EdgeYuvPlanes *)source, row, plan->span_lo, plan->span_hi, plan->converted[0]);
+        edge_convert_span(plan->lut, (const EdgeYuvPlanes *)source, row, plan->span_lo, plan->span_hi, plan->converted[0]);
         plan->converted_row[0] = row;
     }
     return plan->converted[0];
@@ -538,7 +567,7 @@ static const uint8_t *edge_tap_row(EdgePlan *plan, const EdgeYuvPlanes *planes, 
     for (int i = 0; i < 2; i++)
         if (plan->converted_row[i] == row) return plan->converted[i];
     const int slot = avoid == 0 ? 1 : 0;
-    edge_convert_columns(planes, row, plan->tap_x, 2 * plan->size, plan->converted[slot]);
+    edge_convert_columns(plan->lut, planes, row, plan->tap_x, 2 * plan->size, plan->converted[slot]);
     plan->converted_row[slot] = row;
     return plan->converted[slot];
 }
