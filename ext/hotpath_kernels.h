@@ -366,13 +366,13 @@ static double edge_linear_row(const EdgePlan *plan, ptrdiff_t oy, const uint8_t 
                               const float *mean_rgb, float scale)
 {
     const ptrdiff_t size = plan->size, plane = size * size;
-    float *plane_r = out + oy * size, *plane_g = plane_r + plane, *plane_b = plane_g + plane;
-    const float *prev_r = previous ? previous + oy * size : NULL;
-    const float *prev_g = previous ? prev_r + plane : NULL, *prev_b = previous ? prev_g + plane : NULL;
     double moved = 0.0;
     ptrdiff_t ox = 0;
 #if EDGE_HAVE_SSE2
     (void)x1;
+    float *plane_r = out + oy * size, *plane_g = plane_r + plane, *plane_b = plane_g + plane;
+    const float *prev_r = previous ? previous + oy * size : NULL;
+    const float *prev_g = previous ? prev_r + plane : NULL, *prev_b = previous ? prev_g + plane : NULL;
     const int beta0 = plan->by0[oy], beta1 = plan->by1[oy];
     const __m128i beta = _mm_setr_epi16((short)beta0, (short)beta0, (short)beta0, 0, (short)beta1,
                                         (short)beta1, (short)beta1, 0);
