@@ -162,16 +162,27 @@ class ClipRing:
         pushed; a repeated slot keeps its source's value). IndexError if ``seq`` left the ring."""
         return float(self._motion[self._physical(seq)])
 
-    def max_motion(self, first_seq, last_seq) -> float:
+    def max_motion(self, first_seq, last_seq, ignore_largest: int = 0) -> float:
         """The largest ``motion`` of slots ``first_seq..last_seq`` (inclusive): a clip is still
-        when this is below the gate's threshold. IndexError if a slot is not in the ring,
-        ValueError if ``first_seq > last_seq``."""
-        first, last = int(first_seq), int(last_seq)
+        when this is below the gate's threshold.
+
+        ``ignore_largest`` n > 0 returns the (n+1)-th largest instead: an H.264 keyframe re-encodes
+        a still scene's noise and lifts one frame per GOP to 1–2.5 grey levels
+        (benchmarks/bench_gate_noise.py), which n = 1 leaves out when the GOP is at least a clip
+        long. IndexError if a slot is not in the ring, ValueError if ``first_seq > last_seq`` or
+        n is negative or leaves no slot.
+        """
+        first, last, ignore = int(first_seq), int(last_seq), int(ignore_largest)
         if first > last:
             raise ValueError(f"first_seq ({first}) must be <= last_seq ({last})")
+        if not 0 <= ignore <= last - first:
+            raise ValueError(f"ignore_largest must be 0..{last - first} for slots {first}..{last}, got {ignore}")
         self._physical(first)
         self._physical(last)
         start, stop = first % self._capacity, last % self._capacity
+        if ignore:
+            values = sorted(self._motion[seq % self._capacity] for seq in range(first, last + 1))
+            return float(values[-1 - ignore])
         if start <= stop:
             return float(self._motion[start : stop + 1].max())
         return float(max(self._motion[start:].max(), self._motion[: stop + 1].max()))

@@ -86,3 +86,46 @@ def noisy(frame: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     """``frame`` plus Gaussian sensor noise of ``sigma`` grey levels per pixel and channel."""
     noise = np.random.default_rng(seed).normal(0.0, sigma, frame.shape)
     return np.clip(frame + noise, 0, 255).astype(np.uint8)
+
+
+def textured_square_frames(width: int, height: int, count: int, step: int, sigma: float = 0.0,
+                           seed: int = 0) -> list[np.ndarray]:
+    """A still background with a textured square (15 % of the area, person-sized) moving ``step``
+    px per frame to the right (``step`` 0: a still scene), plus fresh Gaussian noise of ``sigma``."""
+    background = smooth_bgr(width, height, seed).astype(np.float32)
+    side = int(round((0.15 * width * height) ** 0.5))
+    patch = smooth_bgr(side, side, seed + 1).astype(np.float32)
+    rng = np.random.default_rng(seed + 2)
+    frames = []
+    for index in range(count):
+        picture = background.copy()
+        if step:
+            x = width // 4 + step * index
+            picture[(height - side) // 2 : (height + side) // 2, x : x + side] = patch[: side, : min(side, width - x)]
+        if sigma:
+            picture += rng.normal(0.0, sigma, picture.shape).astype(np.float32)
+        frames.append(np.clip(picture, 0, 255).astype(np.uint8))
+    return frames
+
+
+def h264_planes(frames: list[np.ndarray], path, crf: int = 23, gop: int = 250) -> list[tuple]:
+    """``frames`` through libx264 (PyAV, yuv420p) and back: the decoder's planes (padded rows) per frame."""
+    import av
+
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        stream.codec_context.gop_size = gop
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    planes = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            planes.append(tuple(np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy()
+                                for p in frame.planes))
+    return planes
