@@ -5,7 +5,7 @@ channel), is H.264-encoded by the ffmpeg command (libx264, veryfast, a 1 s GOP l
 as given) so the compression noise and the keyframe pulses are real, decoded by PyAV and pushed as
 yuv420p planes into the clip ring (``ClipRing.push_yuv``, the production path). The same is done
 with a textured square of 15 % of the frame's area moving a few pixels per frame (a person-sized
-object). Reported: the per-frame motion (mean |slot - previous slot|, grey levels) and the
+object), and with the noisy still frames pushed uncompressed (kind "raw": a USB camera). Reported: the per-frame motion (mean |slot - previous slot|, grey levels) and the
 clip-level value the gate compares (``max_motion`` over 16-frame clips), and the recommended
 ``gating.min_motion``: between the largest still clip and the smallest moving clip.
 
@@ -80,32 +80,45 @@ def encode(path: Path, source, width: int, height: int, crf: int) -> None:
         raise RuntimeError(f"ffmpeg failed: {process.stderr.read().decode(errors='replace')}")
 
 
-def measure(path: Path, hotpath, interpolation: str) -> dict:
+def _collect(pushes, hotpath, interpolation: str) -> dict:
     """Per-frame motion (frames 1.., keyframes apart) and, per 16-frame clip (every 4th frame as
     the last), max_motion (what the gate compares), the second largest, and whether a keyframe
-    is inside."""
-    import av
-
+    is inside. ``pushes`` yields (push(ring) -> seq, is_keyframe)."""
     ring = hotpath.ClipRing(clip_len=CLIP_LEN, size=112, capacity=2 * CLIP_LEN, interpolation=interpolation)
     keyframes: dict[int, bool] = {}
     found = {"p_frames": [], "keyframes": [], "clips_max": [], "clips_max_no_key": [], "clips_second": []}
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            planes = tuple(np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
-                           for plane in frame.planes)
-            seq = ring.push_yuv(*planes)
-            keyframes[seq] = bool(frame.key_frame)
-            if seq == 0:
-                continue  # 255: no previous frame
-            found["keyframes" if frame.key_frame else "p_frames"].append(ring.motion(seq))
-            if seq >= CLIP_LEN and seq % 4 == 0:
-                first = seq - CLIP_LEN + 1
-                values = sorted(ring.motion(s) for s in range(first, seq + 1))
-                found["clips_max"].append(ring.max_motion(first, seq))
-                found["clips_second"].append(values[-2])
-                if not any(keyframes[s] for s in range(first, seq + 1)):
-                    found["clips_max_no_key"].append(values[-1])
+    for push, key in pushes:
+        seq = push(ring)
+        keyframes[seq] = key
+        if seq == 0:
+            continue  # 255: no previous frame
+        found["keyframes" if key else "p_frames"].append(ring.motion(seq))
+        if seq >= CLIP_LEN and seq % 4 == 0:
+            first = seq - CLIP_LEN + 1
+            found["clips_max"].append(ring.max_motion(first, seq))
+            found["clips_second"].append(ring.max_motion(first, seq, ignore_largest=1))
+            if not any(keyframes[s] for s in range(first, seq + 1)):
+                found["clips_max_no_key"].append(ring.max_motion(first, seq))
     return found
+
+
+def measure(path: Path, hotpath, interpolation: str) -> dict:
+    """The H.264 file decoded by PyAV, its planes pushed with push_yuv."""
+    import av
+
+    def pushes():
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                planes = tuple(np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+                               for plane in frame.planes)
+                yield (lambda ring, planes=planes: ring.push_yuv(*planes)), bool(frame.key_frame)
+
+    return _collect(pushes(), hotpath, interpolation)
+
+
+def measure_raw(source, hotpath, interpolation: str) -> dict:
+    """Uncompressed frames (a USB camera's raw or MJPEG-like output) pushed as BGR."""
+    return _collect((((lambda ring, frame=frame: ring.push(frame)), False) for frame in source), hotpath, interpolation)
 
 
 def quantiles(values: list[float]) -> dict:
@@ -121,14 +134,19 @@ def run(quick: bool = False, width: int = 1280, height: int = 720, interpolation
     crfs = (23, 28) if quick else (23, 28)
     cases = [("still", sigma, crf, 0) for sigma in sigmas for crf in crfs]
     cases += [("moving", sigma, crf, step) for sigma in (max(sigmas),) for crf in crfs for step in (1, 2, 4)]
+    cases += [("raw", sigma, 0, 0) for sigma in sigmas]  # crf 0 here: not encoded at all
     machine = machine_info()
     results = []
     with tempfile.TemporaryDirectory(prefix="edge-gate-") as folder:
         for kind, sigma, crf, step in cases:
             path = Path(folder) / f"{kind}-{sigma}-{crf}-{step}.mp4"
-            encode(path, frames(kind, width, height, count, sigma, step), width, height, crf)
+            if kind != "raw":
+                encode(path, frames(kind, width, height, count, sigma, step), width, height, crf)
             for interpolation in interpolations:
-                found = measure(path, hotpath, interpolation)
+                if kind == "raw":
+                    found = measure_raw(frames("still", width, height, count, sigma, 0), hotpath, interpolation)
+                else:
+                    found = measure(path, hotpath, interpolation)
                 results.append({
                     "benchmark": "gate_noise", "kind": kind, "sigma": sigma, "crf": crf, "step_px": step,
                     "interpolation": interpolation, "resolution": f"{width}x{height}",
@@ -141,8 +159,10 @@ def run(quick: bool = False, width: int = 1280, height: int = 720, interpolation
 
 def recommend(results: list[dict], interpolation: str) -> dict:
     """Thresholds between still and moving clips (geometric mean of the two edges), for the gate as
-    contracted (max_motion: a keyframe pulse counts) and for still clips without a keyframe."""
-    rows = [r for r in results if r["interpolation"] == interpolation]
+    contracted (max_motion: a keyframe pulse counts) and for still clips without a keyframe.
+    H.264 footage only; raw (unencoded) noise is reported beside it."""
+    raw = [r for r in results if r["interpolation"] == interpolation and r["kind"] == "raw"]
+    rows = [r for r in results if r["interpolation"] == interpolation and r["kind"] != "raw"]
     moving = min(r["clips_max"]["min"] for r in rows if r["kind"] == "moving")
     still = max(r["clips_max"]["max"] for r in rows if r["kind"] == "still")
     still_p = max(r["clips_max_no_key"]["max"] for r in rows if r["kind"] == "still" and "clips_max_no_key" in r)
@@ -157,7 +177,8 @@ def recommend(results: list[dict], interpolation: str) -> dict:
             "moving_clip_second_min": moving_second,
             "min_motion_all_still_clips": between(still, moving),
             "min_motion_still_clips_without_keyframe": between(still_p, moving),
-            "min_motion_on_second_largest": between(still_second, moving_second)}
+            "min_motion_on_second_largest": between(still_second, moving_second),
+            "raw_noise_clip_max": {str(r["sigma"]): r["clips_max"]["max"] for r in raw}}
 
 
 def format_table(results: list[dict]) -> str:
@@ -197,7 +218,7 @@ def main(argv=None) -> int:
               f"{advice['still_clip_max_without_keyframe']:.3f} -> min_motion gating every still clip: "
               f"{advice['min_motion_all_still_clips']}, still clips between keyframes: "
               f"{advice['min_motion_still_clips_without_keyframe']}; on the 2nd largest frame: "
-              f"{advice['min_motion_on_second_largest']}")
+              f"{advice['min_motion_on_second_largest']}; uncompressed noise clips by σ: {advice['raw_noise_clip_max']}")
     print("\n".join(lines))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
