@@ -91,7 +91,8 @@ def _extensions():
         "edge._hotpath",
         [source],
         include_dirs=[numpy.get_include(), "ext"],
-        depends=["ext/hotpath_kernels.h", "ext/hotpath_kernels.pxd"],
+        # depends: rebuilt when they change, and shipped in the sdist (the .pyx too: cythonize swaps in the .c)
+        depends=["ext/_hotpath.pyx", "ext/hotpath_kernels.h", "ext/hotpath_kernels.pxd"],
         define_macros=macros,
         extra_compile_args=["-O3"] if os.name != "nt" else ["/O2"],
     )
