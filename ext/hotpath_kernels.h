@@ -66,7 +66,8 @@ typedef struct {
     int16_t *weight_pairs;     /* linear, SSE2: per column (a0, a1) x 3 then (0, 0) */
     int16_t *rows;             /* linear, scalar: horizontal taps of a row pair, 2 x 3 planes x S */
     int32_t *tap_x;            /* linear, yuv: x0, x1 of each output column (2S) */
-    int32_t *pair_x0, *pair_x1; /* linear, yuv: 2*ox and 2*ox + 1, the pair's place in a tap row */
+    int32_t *pair_x0, *pair_x1; /* linear, yuv: where column ox's pixel pair sits in a tap row:
+                                   SSE2 pairs of BGR0 pixels (ox), scalar BGR pixels (2ox, 2ox + 1) */
     int32_t *xidx, *yidx;      /* area: source index and weight of each tap */
     float *xw, *yw;
     float *acc;                /* area: one output row, 3S accumulators */
@@ -165,8 +166,8 @@ static size_t edge_plan_layout(EdgePlan *p, char *base)
         EDGE_TAKE(tap_x, int32_t, 2 * size);
         EDGE_TAKE(pair_x0, int32_t, size);
         EDGE_TAKE(pair_x1, int32_t, size);
-        EDGE_TAKE(converted[0], uint8_t, 6 * size + 16);
-        EDGE_TAKE(converted[1], uint8_t, 6 * size + 16);
+        EDGE_TAKE(converted[0], uint8_t, 8 * size + 16);
+        EDGE_TAKE(converted[1], uint8_t, 8 * size + 16);
         EDGE_TAKE(lut, int32_t, 5 * 256 + 1024 / 4);
     } else {
         EDGE_TAKE(xidx, int32_t, size * taps);
@@ -225,13 +226,13 @@ static int edge_plan_prepare(EdgePlan *plan, ptrdiff_t height, ptrdiff_t width, 
             plan->weight_pairs[8 * i + 7] = 0;
             plan->tap_x[2 * i] = plan->x0[i];
             plan->tap_x[2 * i + 1] = plan->x1[i];
-            plan->pair_x0[i] = (int32_t)(2 * i);
-            plan->pair_x1[i] = (int32_t)(2 * i + 1);
+            plan->pair_x0[i] = (int32_t)(EDGE_HAVE_SSE2 ? i : 2 * i);
+            plan->pair_x1[i] = (int32_t)(EDGE_HAVE_SSE2 ? i : 2 * i + 1);
             EDGE_CHECK(plan->x0[i] >= 0 && plan->x1[i] < width && plan->y0[i] >= 0 && plan->y1[i] < height);
         }
         plan->span_lo = plan->x0[0];
         plan->span_hi = plan->x1[size - 1] + 1;
-        plan->converted_bytes = 6 * size + 16; /* the SSE2 loader may read 8 bytes at the last pair */
+        plan->converted_bytes = EDGE_HAVE_SSE2 ? 8 * size : 6 * size;
     } else {
         edge_area_axis(width, inv_factor, crop_x, size, plan->taps, plan->xidx, plan->xw);
         edge_area_axis(height, inv_factor, crop_y, size, plan->taps, plan->yidx, plan->yw);
@@ -284,7 +285,7 @@ static inline void edge_yuv_to_bgr(const int32_t *lut, int y, int u, int v, uint
 }
 
 /* The source pixels (row, columns[0..count)) as BGR bytes into `out` (3 x count). */
-static void edge_convert_columns(const int32_t *lut, const EdgeYuvPlanes *planes, ptrdiff_t row,
+static inline void edge_convert_columns(const int32_t *lut, const EdgeYuvPlanes *planes, ptrdiff_t row,
                                  const int32_t *columns, ptrdiff_t count, uint8_t *out)
 {
     const uint8_t *y = planes->y + row * planes->y_row;
@@ -330,7 +331,7 @@ static void edge_convert_span(const int32_t *lut, const EdgeYuvPlanes *planes, p
    VResizeLinearVec_32s8u. */
 static inline __m128 edge_linear_pixel_sse2(const uint8_t *row_a, const uint8_t *row_b,
                                             ptrdiff_t row_bytes, ptrdiff_t offset,
-                                            const int16_t *weight_pair, __m128i beta)
+                                            const int16_t *weight_pair, __m128i beta, const int quad)
 {
     const __m128i zero = _mm_setzero_si128();
     const __m128i two = _mm_set1_epi16(2), top = _mm_set1_epi16(255);
@@ -347,8 +348,13 @@ static inline __m128 edge_linear_pixel_sse2(const uint8_t *row_a, const uint8_t 
     }
     a = _mm_unpacklo_epi8(a, zero); /* p0 p1 p2 q0 q1 q2 . . */
     b = _mm_unpacklo_epi8(b, zero);
-    a = _mm_unpacklo_epi16(a, _mm_srli_si128(a, 6)); /* p0 q0 p1 q1 p2 q2 . . */
-    b = _mm_unpacklo_epi16(b, _mm_srli_si128(b, 6));
+    if (quad) { /* BGR0 pixels (converted yuv taps): q starts at byte 4 */
+        a = _mm_unpacklo_epi16(a, _mm_srli_si128(a, 8));
+        b = _mm_unpacklo_epi16(b, _mm_srli_si128(b, 8));
+    } else {
+        a = _mm_unpacklo_epi16(a, _mm_srli_si128(a, 6)); /* p0 q0 p1 q1 p2 q2 . . */
+        b = _mm_unpacklo_epi16(b, _mm_srli_si128(b, 6));
+    }
     w = _mm_loadu_si128((const __m128i *)weight_pair);
     h = _mm_packs_epi32(_mm_srai_epi32(_mm_madd_epi16(a, w), 4), _mm_srai_epi32(_mm_madd_epi16(b, w), 4));
     h = _mm_mulhi_epi16(h, beta);
@@ -359,17 +365,19 @@ static inline __m128 edge_linear_pixel_sse2(const uint8_t *row_a, const uint8_t 
 #endif
 
 /* Output row `oy` from source rows a (weight by0) and b (weight by1): `x0`/`x1` index pixels of
-   3 bytes in the rows. Writes the three planes and returns sum |new - previous| (slot units). */
-static double edge_linear_row(const EdgePlan *plan, ptrdiff_t oy, const uint8_t *row_a,
-                              const uint8_t *row_b, ptrdiff_t row_bytes, const int32_t *x0,
-                              const int32_t *x1, float *out, const float *previous,
-                              const float *mean_rgb, float scale)
+   3 bytes in the rows (SSE2 with `quad`: x0 indexes 8-byte pairs of BGR0 pixels). Writes the
+   three planes and returns sum |new - previous| (slot units). */
+static inline double edge_linear_row(const EdgePlan *plan, ptrdiff_t oy, const uint8_t *row_a,
+                                     const uint8_t *row_b, ptrdiff_t row_bytes, const int32_t *x0,
+                                     const int32_t *x1, float *out, const float *previous,
+                                     const float *mean_rgb, float scale, const int quad)
 {
     const ptrdiff_t size = plan->size, plane = size * size;
     double moved = 0.0;
     ptrdiff_t ox = 0;
 #if EDGE_HAVE_SSE2
     (void)x1;
+    const ptrdiff_t stride = quad ? 8 : 3;
     float *plane_r = out + oy * size, *plane_g = plane_r + plane, *plane_b = plane_g + plane;
     const float *prev_r = previous ? previous + oy * size : NULL;
     const float *prev_g = previous ? prev_r + plane : NULL, *prev_b = previous ? prev_g + plane : NULL;
@@ -383,13 +391,13 @@ static double edge_linear_row(const EdgePlan *plan, ptrdiff_t oy, const uint8_t 
     __m128 motion = _mm_setzero_ps();
     float lanes[4];
     for (; ox + 4 <= size; ox += 4) {
-        __m128 p0 = edge_linear_pixel_sse2(row_a, row_b, row_bytes, 3 * (ptrdiff_t)x0[ox], pairs + 8 * ox, beta);
-        __m128 p1 = edge_linear_pixel_sse2(row_a, row_b, row_bytes, 3 * (ptrdiff_t)x0[ox + 1],
-                                           pairs + 8 * (ox + 1), beta);
-        __m128 p2 = edge_linear_pixel_sse2(row_a, row_b, row_bytes, 3 * (ptrdiff_t)x0[ox + 2],
-                                           pairs + 8 * (ox + 2), beta);
-        __m128 p3 = edge_linear_pixel_sse2(row_a, row_b, row_bytes, 3 * (ptrdiff_t)x0[ox + 3],
-                                           pairs + 8 * (ox + 3), beta);
+        __m128 p0 = edge_linear_pixel_sse2(row_a, row_b, row_bytes, stride * x0[ox], pairs + 8 * ox, beta, quad);
+        __m128 p1 = edge_linear_pixel_sse2(row_a, row_b, row_bytes, stride * x0[ox + 1], pairs + 8 * (ox + 1),
+                                           beta, quad);
+        __m128 p2 = edge_linear_pixel_sse2(row_a, row_b, row_bytes, stride * x0[ox + 2], pairs + 8 * (ox + 2),
+                                           beta, quad);
+        __m128 p3 = edge_linear_pixel_sse2(row_a, row_b, row_bytes, stride * x0[ox + 3], pairs + 8 * (ox + 3),
+                                           beta, quad);
         _MM_TRANSPOSE4_PS(p0, p1, p2, p3); /* p0 = B x4, p1 = G x4, p2 = R x4 */
         const __m128 vb = _mm_mul_ps(_mm_sub_ps(p0, mean_b), factor);
         const __m128 vg = _mm_mul_ps(_mm_sub_ps(p1, mean_g), factor);
@@ -406,7 +414,7 @@ static double edge_linear_row(const EdgePlan *plan, ptrdiff_t oy, const uint8_t 
     _mm_storeu_ps(lanes, motion);
     moved = (double)lanes[0] + lanes[1] + lanes[2] + lanes[3];
     for (; ox < size; ox++) {
-        __m128 f = edge_linear_pixel_sse2(row_a, row_b, row_bytes, 3 * (ptrdiff_t)x0[ox], pairs + 8 * ox, beta);
+        __m128 f = edge_linear_pixel_sse2(row_a, row_b, row_bytes, stride * x0[ox], pairs + 8 * ox, beta, quad);
         _mm_storeu_ps(lanes, f);
         const float vb = (lanes[0] - mean_rgb[2]) * scale, vg = (lanes[1] - mean_rgb[1]) * scale;
         const float vr = (lanes[2] - mean_rgb[0]) * scale;
@@ -420,6 +428,7 @@ static double edge_linear_row(const EdgePlan *plan, ptrdiff_t oy, const uint8_t 
     /* Horizontal taps of both rows into planar int16 buffers (value*2048>>4, as cv2 keeps them),
        then the vertical pass (16-bit multiply-high, as cv2's SIMD). */
     (void)row_bytes;
+    (void)quad;
     int16_t *top = plan->rows, *bottom = plan->rows + 3 * size;
     for (; ox < size; ox++) {
         const ptrdiff_t xa = 3 * (ptrdiff_t)x0[ox], xb = 3 * (ptrdiff_t)x1[ox];
@@ -556,10 +565,85 @@ static double edge_bgr_kernel(EdgePlan *plan, const uint8_t *frame, ptrdiff_t ro
             }
         }
         moved += edge_linear_row(plan, oy, row_a, row_b, row_bytes, plan->x0, plan->x1, out, previous,
-                                 mean_rgb, scale);
+                                 mean_rgb, scale, 0);
     }
     return edge_motion(plan, moved, previous, scale);
 }
+
+#if EDGE_HAVE_SSE2
+/* The same conversion, 8 pixels at a time, written as BGR0 (4 bytes per pixel). Each product
+   c*x of the 20-bit constants is split as (c_hi*x << 15) + c_lo*x with 16-bit halves, so
+   pmaddwd computes it exactly; packs/packus saturate like the clamp. Bit-exact with the tables. */
+static inline __m128i edge_mul_add(__m128i pairs, short hi0, short hi1, short lo0, short lo1)
+{
+    const __m128i hi = _mm_madd_epi16(pairs, _mm_setr_epi16(hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1));
+    const __m128i lo = _mm_madd_epi16(pairs, _mm_setr_epi16(lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1));
+    return _mm_add_epi32(_mm_slli_epi32(hi, 15), lo);
+}
+
+static inline __m128i edge_channel(__m128i sum_lo, __m128i sum_hi)
+{
+    const __m128i half = _mm_set1_epi32(1 << 19);
+    sum_lo = _mm_srai_epi32(_mm_add_epi32(sum_lo, half), 20);
+    sum_hi = _mm_srai_epi32(_mm_add_epi32(sum_hi, half), 20);
+    const __m128i words = _mm_packs_epi32(sum_lo, sum_hi);
+    return _mm_packus_epi16(words, words); /* 8 bytes, saturated to 0..255 */
+}
+
+static void edge_convert_taps(const int32_t *lut, const EdgeYuvPlanes *planes, ptrdiff_t row,
+                              const int32_t *columns, ptrdiff_t count, uint8_t *out)
+{
+    const uint8_t *y = planes->y + row * planes->y_row;
+    const uint8_t *u = planes->u + (row >> 1) * planes->u_row;
+    const uint8_t *v = planes->v + (row >> 1) * planes->v_row;
+    const ptrdiff_t yc = planes->y_col, uc = planes->u_col, vc = planes->v_col;
+    const __m128i zero = _mm_setzero_si128(), sixteen = _mm_set1_epi16(16), offset = _mm_set1_epi16(128);
+    ptrdiff_t k = 0;
+    for (; k + 8 <= count; k += 8) {
+        const int32_t *x = columns + k;
+/* pinsrw chains: a gather through the stack would stall on store forwarding. */
+#define EDGE_GATHER(plane, step, shift)                                                               \
+    _mm_insert_epi16(_mm_insert_epi16(_mm_insert_epi16(_mm_insert_epi16(                              \
+    _mm_insert_epi16(_mm_insert_epi16(_mm_insert_epi16(                                               \
+        _mm_cvtsi32_si128(plane[(x[0] >> shift) * step]),                                             \
+        plane[(x[1] >> shift) * step], 1), plane[(x[2] >> shift) * step], 2),                         \
+        plane[(x[3] >> shift) * step], 3), plane[(x[4] >> shift) * step], 4),                         \
+        plane[(x[5] >> shift) * step], 5), plane[(x[6] >> shift) * step], 6),                         \
+        plane[(x[7] >> shift) * step], 7)
+        const __m128i luma = _mm_max_epi16(_mm_sub_epi16(EDGE_GATHER(y, yc, 0), sixteen), zero);
+        const __m128i cu = _mm_sub_epi16(EDGE_GATHER(u, uc, 1), offset);
+        const __m128i cv = _mm_sub_epi16(EDGE_GATHER(v, vc, 1), offset);
+#undef EDGE_GATHER
+        const __m128i yu_lo = _mm_unpacklo_epi16(luma, cu), yu_hi = _mm_unpackhi_epi16(luma, cu);
+        const __m128i yv_lo = _mm_unpacklo_epi16(luma, cv), yv_hi = _mm_unpackhi_epi16(luma, cv);
+        const __m128i v0_lo = _mm_unpacklo_epi16(cv, zero), v0_hi = _mm_unpackhi_epi16(cv, zero);
+        /* 1220542 = 37<<15 + 8126, 2116026 = 64<<15 + 18874, -409993 = -13<<15 + 15991,
+           -852492 = -26<<15 - 524, 1673527 = 51<<15 + 2359 */
+        const __m128i b = edge_channel(edge_mul_add(yu_lo, 37, 64, 8126, 18874),
+                                       edge_mul_add(yu_hi, 37, 64, 8126, 18874));
+        const __m128i g = edge_channel(
+            _mm_add_epi32(edge_mul_add(yu_lo, 37, -13, 8126, 15991), edge_mul_add(v0_lo, -26, 0, -524, 0)),
+            _mm_add_epi32(edge_mul_add(yu_hi, 37, -13, 8126, 15991), edge_mul_add(v0_hi, -26, 0, -524, 0)));
+        const __m128i r = edge_channel(edge_mul_add(yv_lo, 37, 51, 8126, 2359),
+                                       edge_mul_add(yv_hi, 37, 51, 8126, 2359));
+        const __m128i bg = _mm_unpacklo_epi8(b, g), r0 = _mm_unpacklo_epi8(r, zero);
+        _mm_storeu_si128((__m128i *)(out + 4 * k), _mm_unpacklo_epi16(bg, r0));
+        _mm_storeu_si128((__m128i *)(out + 4 * k + 16), _mm_unpackhi_epi16(bg, r0));
+    }
+    for (; k < count; k++) {
+        const ptrdiff_t x = columns[k];
+        edge_yuv_to_bgr(lut, y[x * yc], u[(x >> 1) * uc], v[(x >> 1) * vc], out + 4 * k);
+        out[4 * k + 3] = 0;
+    }
+}
+#else
+/* Scalar builds keep tap rows as BGR pixels (3 bytes). */
+static void edge_convert_taps(const int32_t *lut, const EdgeYuvPlanes *planes, ptrdiff_t row,
+                              const int32_t *columns, ptrdiff_t count, uint8_t *out)
+{
+    edge_convert_columns(lut, planes, row, columns, count, out);
+}
+#endif
 
 /* The converted tap row (x0, x1 of every output column, BGR) of source row `row`. */
 static const uint8_t *edge_tap_row(EdgePlan *plan, const EdgeYuvPlanes *planes, ptrdiff_t row, int avoid)
@@ -567,7 +651,7 @@ static const uint8_t *edge_tap_row(EdgePlan *plan, const EdgeYuvPlanes *planes, 
     for (int i = 0; i < 2; i++)
         if (plan->converted_row[i] == row) return plan->converted[i];
     const int slot = avoid == 0 ? 1 : 0;
-    edge_convert_columns(plan->lut, planes, row, plan->tap_x, 2 * plan->size, plan->converted[slot]);
+    edge_convert_taps(plan->lut, planes, row, plan->tap_x, 2 * plan->size, plan->converted[slot]);
     plan->converted_row[slot] = row;
     return plan->converted[slot];
 }
@@ -594,7 +678,7 @@ static double edge_yuv_kernel(EdgePlan *plan, const EdgeYuvPlanes *planes, float
         keep = plan->converted_row[0] == ya ? 0 : 1;
         const uint8_t *row_b = edge_tap_row(plan, planes, yb, keep);
         moved += edge_linear_row(plan, oy, row_a, row_b, plan->converted_bytes, plan->pair_x0, plan->pair_x1,
-                                 out, previous, mean_rgb, scale);
+                                 out, previous, mean_rgb, scale, EDGE_HAVE_SSE2);
     }
     return edge_motion(plan, moved, previous, scale);
 }
