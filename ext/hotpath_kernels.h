@@ -73,7 +73,8 @@ typedef struct {
     float *acc;                /* area: one output row, 3S accumulators */
     ptrdiff_t span_lo, span_hi; /* area: the source columns the crop reads */
     int32_t *lut;              /* yuv: 5 x 256 products (Y', U'->B, U'->G, V'->G, V'->R), then 1024 clamps */
-    uint8_t *converted[2];     /* yuv: converted source rows (BGR bytes) */
+    uint8_t *converted[2];     /* yuv: converted source rows: linear, the taps (BGR0 pairs with SSE2,
+                                  BGR otherwise); area, the crop's span (BGR) */
     ptrdiff_t converted_row[2]; /* the source row each holds, -1 for none */
     ptrdiff_t converted_bytes; /* bytes of one converted row a kernel may read (slack included) */
     void *block;               /* the single allocation every pointer above lives in */
@@ -571,7 +572,7 @@ static double edge_bgr_kernel(EdgePlan *plan, const uint8_t *frame, ptrdiff_t ro
 }
 
 #if EDGE_HAVE_SSE2
-/* The same conversion, 8 pixels at a time, written as BGR0 (4 bytes per pixel). Each product
+/* edge_yuv_to_bgr's conversion, 8 pixels at a time, written as BGR0 (4 bytes per pixel). Each product
    c*x of the 20-bit constants is split as (c_hi*x << 15) + c_lo*x with 16-bit halves, so
    pmaddwd computes it exactly; packs/packus saturate like the clamp. Bit-exact with the tables. */
 static inline __m128i edge_mul_add(__m128i pairs, short hi0, short hi1, short lo0, short lo1)
@@ -645,7 +646,8 @@ static void edge_convert_taps(const int32_t *lut, const EdgeYuvPlanes *planes, p
 }
 #endif
 
-/* The converted tap row (x0, x1 of every output column, BGR) of source row `row`. */
+/* The converted tap row (x0, x1 of every output column) of source row `row`, cached: upscales
+   reuse a source row for several output rows. */
 static const uint8_t *edge_tap_row(EdgePlan *plan, const EdgeYuvPlanes *planes, ptrdiff_t row, int avoid)
 {
     for (int i = 0; i < 2; i++)
