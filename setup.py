@@ -2,7 +2,9 @@
 
 A failed compile falls back to the pure-NumPy twin with a loud warning, unless
 EDGE_REQUIRE_NATIVE=1 is set, which makes the failure fatal. EDGE_DEBUG_EXT=1
-builds with bounds checking on (for a debug test run).
+builds with bounds checking on (for a debug test run): Cython's checks in the .pyx and
+the C kernels' table-index checks (EDGE_DEBUG_BOUNDS). EDGE_SCALAR=1 builds the portable scalar
+kernel even where SSE2 exists (EDGE_FORCE_SCALAR: the code ARM boxes run), so x86 CI tests it.
 """
 
 import os
@@ -13,6 +15,7 @@ from setuptools.command.build_ext import build_ext
 
 REQUIRE_NATIVE = os.environ.get("EDGE_REQUIRE_NATIVE") == "1"
 DEBUG_EXT = os.environ.get("EDGE_DEBUG_EXT") == "1"
+FORCE_SCALAR = os.environ.get("EDGE_SCALAR") == "1"
 
 
 class BuildFailed(Exception):
@@ -77,17 +80,25 @@ def _extensions():
         return []
     directives = {"language_level": "3", "embedsignature": True}
     source = "ext/_hotpath.pyx"
+    macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
     if DEBUG_EXT:
         source = _debug_copy(source)
+        macros.append(("EDGE_DEBUG_BOUNDS", "1"))
+    if FORCE_SCALAR:
+        macros.append(("EDGE_FORCE_SCALAR", "1"))
+    # No -ffast-math: the kernels' rounding must not depend on the compiler's mood.
     extension = Extension(
         "edge._hotpath",
         [source],
-        include_dirs=[numpy.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=["-O3", "-ffast-math", "-fno-finite-math-only"] if os.name != "nt" else ["/O2"],
+        include_dirs=[numpy.get_include(), "ext"],
+        # depends: rebuilt when they change, and shipped in the sdist (the .pyx too: cythonize swaps in the .c)
+        depends=["ext/_hotpath.pyx", "ext/hotpath_kernels.h", "ext/hotpath_kernels.pxd"],
+        define_macros=macros,
+        extra_compile_args=["-O3"] if os.name != "nt" else ["/O2"],
     )
     try:
-        return cythonize([extension], compiler_directives=directives, quiet=True)
+        # include_path: the .pxd beside the .pyx is found from the debug copy too.
+        return cythonize([extension], compiler_directives=directives, quiet=True, include_path=["ext"])
     except Exception as error:
         if REQUIRE_NATIVE:
             raise

@@ -1,4 +1,8 @@
-"""Typing stub for the native hot path (ext/_hotpath.pyx); edge.hotpath_numpy has the same API."""
+"""Typing stub for the native hot-path kernels (ext/_hotpath.pyx + ext/hotpath_kernels.h).
+
+edge.hotpath_numpy has the same API; the clip ring around either is edge.ring.ClipRing, bound
+to a kernel module by edge.preprocess.
+"""
 
 from collections.abc import Sequence
 from typing import Literal
@@ -6,10 +10,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from edge.hotpath_numpy import ClipLease as ClipLease
-from edge.hotpath_numpy import RingFullError as RingFullError
-
 KINETICS_MEAN: tuple[float, float, float]
+SIMD: Literal["sse2", "scalar"]
 
 def preprocess_frame(
     frame: npt.NDArray[np.uint8],
@@ -17,31 +19,45 @@ def preprocess_frame(
     mean: Sequence[float] = ...,
     scale: float = ...,
     interpolation: Literal["linear", "area"] = ...,
-) -> None: ...
+    previous: npt.NDArray[np.float32] | None = ...,
+) -> float: ...
+def preprocess_yuv(
+    y: npt.NDArray[np.uint8],
+    u: npt.NDArray[np.uint8],
+    v: npt.NDArray[np.uint8],
+    out: npt.NDArray[np.float32],
+    mean: Sequence[float] = ...,
+    scale: float = ...,
+    interpolation: Literal["linear", "area"] = ...,
+    previous: npt.NDArray[np.float32] | None = ...,
+) -> float: ...
 
-class ClipRing:
-    clip_len: int
+class SlotWriter:
     size: int
-    capacity: int
-    mean: tuple[float, float, float]
-    scale: float
-    interpolation: str
+    @property
+    def mean(self) -> tuple[float, float, float]: ...
+    @property
+    def scale(self) -> float: ...
+    @property
+    def interpolation(self) -> str: ...
     def __init__(
         self,
-        clip_len: int = ...,
         size: int = ...,
-        capacity: int | None = ...,
         mean: Sequence[float] = ...,
         scale: float = ...,
         interpolation: Literal["linear", "area"] = ...,
     ) -> None: ...
-    @property
-    def pushed(self) -> int: ...
-    @property
-    def held(self) -> int: ...
-    def can_push(self) -> bool: ...
-    def push(self, frame: npt.NDArray[np.uint8]) -> int: ...
-    def repeat(self, seq: int) -> int: ...
-    def slot(self, seq: int) -> npt.NDArray[np.float32]: ...
-    def acquire(self, last_seq: int | None = ...) -> ClipLease: ...
-    def release(self, lease: ClipLease) -> None: ...
+    def write(
+        self,
+        frame: npt.NDArray[np.uint8],
+        out: npt.NDArray[np.float32],
+        previous: npt.NDArray[np.float32] | None = ...,
+    ) -> float: ...
+    def write_yuv(
+        self,
+        y: npt.NDArray[np.uint8],
+        u: npt.NDArray[np.uint8],
+        v: npt.NDArray[np.uint8],
+        out: npt.NDArray[np.float32],
+        previous: npt.NDArray[np.float32] | None = ...,
+    ) -> float: ...

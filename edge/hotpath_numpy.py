@@ -1,40 +1,22 @@
 """The pure NumPy/OpenCV twin of the native hot path (``edge._hotpath``).
 
-Same names, signatures and semantics as the Cython extension; it is the
-fallback when the extension is missing and the oracle the tests compare the
-extension against. ``RingFullError`` and ``ClipLease`` defined here are shared
-by both implementations. Do not import this module directly outside tests and
+Same names, signatures and semantics as the Cython extension's kernels
+(``preprocess_frame``, ``preprocess_yuv``, ``SlotWriter``); it is the fallback when the
+extension is missing and the oracle the tests compare the extension against. The
+parameter checks here are shared by both implementations; the ring around either set of
+kernels is ``edge.ring``. Do not import this module directly outside tests and
 benchmarks: use ``edge.preprocess``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 KINETICS_MEAN = (114.7748, 107.7354, 99.4750)  # RGB order
 INTERPOLATIONS = ("linear", "area")
-
-
-class RingFullError(RuntimeError):
-    """The next write would overwrite a slot inside a clip that is still leased."""
-
-
-@dataclass(frozen=True, eq=False)
-class ClipLease:
-    """A clip handed out by ``ClipRing.acquire``: slots ``first_seq..last_seq`` (inclusive).
-
-    ``view`` is float32 (clip_len, 3, S, S), C-contiguous, oldest frame first, and
-    shares memory with the ring; it stays unchanged until the lease is released.
-    Leases compare and hash by identity.
-    """
-
-    first_seq: int
-    last_seq: int
-    view: np.ndarray
 
 
 def resize_plan(height: int, width: int, size: int) -> tuple[float, int, int, int, int]:
@@ -95,23 +77,6 @@ def check_params(mean, scale, interpolation) -> tuple[tuple[float, float, float]
     return mean_rgb, scale
 
 
-def mirrored_storage_slots(clip_len: int, capacity: int) -> int:
-    """Rows of a ring's storage: a window starts at a physical slot < capacity and spans clip_len
-    slots, so it ends before capacity + clip_len - 1; only the first clip_len - 1 slots need a mirror."""
-    return capacity + clip_len - 1
-
-
-def check_ring_params(clip_len, size, capacity) -> tuple[int, int, int]:
-    """Validated ``(clip_len, size, capacity)``; capacity defaults to 2 × clip_len. ValueError otherwise."""
-    clip_len, size = int(clip_len), int(size)
-    capacity = 2 * clip_len if capacity is None else int(capacity)
-    if clip_len < 1 or size < 1:
-        raise ValueError(f"clip_len and size must be >= 1, got {clip_len} and {size}")
-    if capacity < clip_len:
-        raise ValueError(f"capacity ({capacity}) must be >= clip_len ({clip_len})")
-    return clip_len, size, capacity
-
-
 def _resample_crop(frame: np.ndarray, size: int, interpolation: str) -> np.ndarray:
     height, width = frame.shape[:2]
     factor, _, _, crop_y, crop_x = resize_plan(height, width, size)
@@ -130,119 +95,122 @@ def _write_slot(crop: np.ndarray, out: np.ndarray, mean_rgb, scale: float) -> No
         np.multiply(out, np.float32(scale), out=out)
 
 
-def preprocess_frame(frame, out, mean=KINETICS_MEAN, scale=1.0, interpolation="linear") -> None:
+def check_planes(y, u, v) -> None:
+    """Raise ValueError unless y, u, v are yuv420p planes: uint8 2-D, Y H×W, U and V ⌈H/2⌉×⌈W/2⌉."""
+    for name, plane in (("y", y), ("u", u), ("v", v)):
+        if not isinstance(plane, np.ndarray):
+            raise TypeError(f"{name} plane must be a numpy.ndarray, got {type(plane).__name__}")
+        if plane.dtype != np.uint8:
+            raise ValueError(f"{name} plane must be uint8, got dtype {plane.dtype}")
+        if plane.ndim != 2:
+            raise ValueError(f"{name} plane must be 2-D, got shape {plane.shape}")
+        if plane.shape[0] == 0 or plane.shape[1] == 0:
+            raise ValueError(f"{name} plane must not be empty, got shape {plane.shape}")
+    chroma = ((y.shape[0] + 1) // 2, (y.shape[1] + 1) // 2)
+    if u.shape != chroma or v.shape != chroma:
+        raise ValueError(f"yuv420p planes: u and v must be {chroma[0]}×{chroma[1]} (⌈H/2⌉×⌈W/2⌉) for a "
+                         f"{y.shape[0]}×{y.shape[1]} y plane, got u {u.shape} and v {v.shape}")
+
+
+def check_previous(previous, size: int) -> None:
+    """Raise unless ``previous`` is None or a C-contiguous float32 3×S×S slot."""
+    if previous is None:
+        return
+    if not isinstance(previous, np.ndarray):
+        raise TypeError(f"previous must be a numpy.ndarray or None, got {type(previous).__name__}")
+    if previous.dtype != np.float32 or previous.shape != (3, size, size) or not previous.flags.c_contiguous:
+        raise ValueError(f"previous must be a C-contiguous float32 3×{size}×{size} slot like out, "
+                         f"got {previous.dtype} {previous.shape}")
+
+
+# cv2.cvtColor(COLOR_YUV2BGR_I420)'s BT.601 limited-range constants (OpenCV ITUR_BT_601_*, 20-bit).
+_CY, _CUB, _CUG, _CVG, _CVR = 1220542, 2116026, -409993, -852492, 1673527
+
+
+def yuv420p_to_bgr(y, u, v) -> np.ndarray:
+    """yuv420p planes -> uint8 H×W×3 BGR, bit-exact with cv2.cvtColor(COLOR_YUV2BGR_I420) (which
+    needs even sizes; here any size: pixel (x, y) takes chroma (x // 2, y // 2)).
+
+    Y' = max(Y - 16, 0)·1.164, U' = U - 128, V' = V - 128; R = Y' + 1.596 V',
+    G = Y' - 0.813 V' - 0.391 U', B = Y' + 2.018 U', in 20-bit fixed point, rounded, saturated.
+    """
+    height, width = y.shape
+    luma = np.maximum(y.astype(np.int64) - 16, 0) * _CY + (1 << 19)
+    cu = np.repeat(np.repeat(u.astype(np.int64) - 128, 2, axis=0), 2, axis=1)[:height, :width]
+    cv = np.repeat(np.repeat(v.astype(np.int64) - 128, 2, axis=0), 2, axis=1)[:height, :width]
+    bgr = np.stack([luma + _CUB * cu, luma + _CVG * cv + _CUG * cu, luma + _CVR * cv], axis=-1) >> 20
+    return np.clip(bgr, 0, 255).astype(np.uint8)
+
+
+def _motion(new: np.ndarray, previous: np.ndarray | None, scale: float) -> float:
+    if previous is None:
+        return 255.0
+    if scale == 0.0:
+        return 0.0
+    return float(np.abs(new - previous).mean(dtype=np.float64)) / abs(scale)
+
+
+def _write(bgr: np.ndarray, out: np.ndarray, previous, mean_rgb, scale: float, interpolation: str) -> float:
+    size = out.shape[1]
+    if previous is not None and np.shares_memory(previous, out):
+        previous = previous.copy()  # the ring's capacity-1 case: the previous slot is this one
+    _write_slot(_resample_crop(bgr, size, interpolation), out, mean_rgb, scale)
+    return _motion(out, previous, scale)
+
+
+def preprocess_frame(frame, out, mean=KINETICS_MEAN, scale=1.0, interpolation="linear", previous=None) -> float:
     """Resize (shorter side to S), centre-crop, BGR→RGB, subtract mean, scale, into ``out``.
 
     frame: uint8 H×W×3 BGR, C-contiguous, any size >= 1×1.
     out: float32 3×S×S, C-contiguous; ``out[c] = (crop_rgb[c] - mean[c]) * scale``.
+    previous: None or the previous slot (float32 3×S×S, C-contiguous; may be ``out`` itself).
     ``interpolation`` "linear" matches blobFromImages(crop=True); "area" is a box filter
-    for downscales. Raises ValueError for a bad dtype, shape, contiguity or size.
+    for downscales. Returns the motion: mean |out - previous| / |scale| over the slot, in grey
+    levels (255.0 without ``previous``). Raises ValueError for a bad dtype, shape, contiguity
+    or size.
     """
     check_frame(frame)
     size = check_out(out)
+    check_previous(previous, size)
     mean_rgb, scale = check_params(mean, scale, interpolation)
-    _write_slot(_resample_crop(frame, size, interpolation), out, mean_rgb, scale)
+    return _write(frame, out, previous, mean_rgb, scale, interpolation)
 
 
-class ClipRing:
-    """A circular buffer of preprocessed slots handing out zero-copy clips.
+def preprocess_yuv(y, u, v, out, mean=KINETICS_MEAN, scale=1.0, interpolation="linear", previous=None) -> float:
+    """``preprocess_frame`` of the BGR frame cv2.cvtColor(I420→BGR) would make of yuv420p planes.
 
-    Storage is float32 (capacity + clip_len - 1, 3, S, S); slot ``seq`` is written at
-    ``seq % capacity``, and the first clip_len - 1 physical slots are mirrored at
-    ``+ capacity`` (no window reaches further), so the clip_len slots of any window
-    are one contiguous block. A leased clip is never
-    overwritten: ``push``/``repeat`` raise RingFullError instead. Not thread-safe:
-    one thread pushes and acquires.
+    y: uint8 H×W; u, v: uint8 ⌈H/2⌉×⌈W/2⌉; any strides. Colour: ``yuv420p_to_bgr``. Returns
+    the motion as ``preprocess_frame`` does. Raises ValueError for bad shapes or dtypes.
     """
+    check_planes(y, u, v)
+    size = check_out(out)
+    check_previous(previous, size)
+    mean_rgb, scale = check_params(mean, scale, interpolation)
+    return _write(yuv420p_to_bgr(y, u, v), out, previous, mean_rgb, scale, interpolation)
 
-    def __init__(self, clip_len=16, size=112, capacity=None, mean=KINETICS_MEAN, scale=1.0,
-                 interpolation="linear"):
-        clip_len, size, capacity = check_ring_params(clip_len, size, capacity)
-        self._mean, self._scale = check_params(mean, scale, interpolation)
-        self._interpolation = interpolation
-        self._clip_len, self._size, self._capacity = clip_len, size, capacity
-        self._storage = np.zeros((mirrored_storage_slots(clip_len, capacity), 3, size, size), dtype=np.float32)
-        self._pushed = 0
-        self._leases: dict[ClipLease, int] = {}
 
-    clip_len = property(lambda self: self._clip_len)
-    size = property(lambda self: self._size)
-    capacity = property(lambda self: self._capacity)
-    mean = property(lambda self: self._mean)
-    scale = property(lambda self: self._scale)
-    interpolation = property(lambda self: self._interpolation)
-    pushed = property(lambda self: self._pushed, doc="Slots written so far (= next sequence number).")
-    held = property(lambda self: len(self._leases), doc="Unreleased leases.")
+class SlotWriter:
+    """The kernels of one ring: ``preprocess_frame``/``preprocess_yuv`` with fixed S, mean, scale
+    and interpolation (the native one keeps its sampling tables between frames)."""
 
-    def can_push(self) -> bool:
-        """False when the next write would overwrite a slot inside a held lease."""
-        overwritten = self._pushed - self._capacity
-        return overwritten < 0 or all(first > overwritten for first in self._leases.values())
+    def __init__(self, size=112, mean=KINETICS_MEAN, scale=1.0, interpolation="linear"):
+        size = int(size)
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self.size = size
+        self.mean, self.scale = check_params(mean, scale, interpolation)
+        self.interpolation = interpolation
 
-    def _next_slot(self) -> int:
-        if not self.can_push():
-            raise RingFullError(
-                f"slot {self._pushed - self._capacity} is inside a held clip: release a lease first "
-                f"({len(self._leases)} held, capacity {self._capacity})"
-            )
-        return self._pushed % self._capacity
+    def _check_out(self, out) -> None:
+        if check_out(out) != self.size:
+            raise ValueError(f"out must be 3×{self.size}×{self.size}, got shape {out.shape}")
 
-    def _commit(self, index: int) -> int:
-        if index < self._clip_len - 1:  # only these slots are read through their mirror
-            self._storage[index + self._capacity] = self._storage[index]
-        seq = self._pushed
-        self._pushed += 1
-        return seq
+    def write(self, frame, out, previous=None) -> float:
+        """``preprocess_frame(frame, out, ..., previous=previous)``; returns the motion."""
+        self._check_out(out)
+        return preprocess_frame(frame, out, self.mean, self.scale, self.interpolation, previous)
 
-    def push(self, frame) -> int:
-        """Preprocess ``frame`` (uint8 H×W×3 BGR) into the next slot; return its sequence number.
-
-        Raises ValueError for a bad frame and RingFullError if a held clip would be overwritten.
-        """
-        check_frame(frame)
-        index = self._next_slot()
-        crop = _resample_crop(frame, self._size, self._interpolation)
-        _write_slot(crop, self._storage[index], self._mean, self._scale)
-        return self._commit(index)
-
-    def repeat(self, seq) -> int:
-        """Copy slot ``seq`` into the next slot (loop padding); return the new sequence number."""
-        source = self._storage[self._physical(seq)].copy()
-        index = self._next_slot()
-        self._storage[index] = source
-        return self._commit(index)
-
-    def _physical(self, seq) -> int:
-        seq = int(seq)
-        if not self._pushed - self._capacity <= seq < self._pushed or seq < 0:
-            raise IndexError(f"slot {seq} is not in the ring (slots {max(0, self._pushed - self._capacity)}"
-                             f"..{self._pushed - 1} are)")
-        return seq % self._capacity
-
-    def slot(self, seq) -> np.ndarray:
-        """View (3, S, S) of slot ``seq``; IndexError if it is not in the ring."""
-        return self._storage[self._physical(seq)]
-
-    def acquire(self, last_seq=None) -> ClipLease:
-        """Lease the clip_len slots ending at ``last_seq`` (default: the newest).
-
-        ValueError if fewer than clip_len slots were pushed or the window left the ring.
-        """
-        last = self._pushed - 1 if last_seq is None else int(last_seq)
-        first = last - self._clip_len + 1
-        if self._pushed < self._clip_len:
-            raise ValueError(f"only {self._pushed} slots pushed, a clip needs {self._clip_len}")
-        if first < 0 or last >= self._pushed or first < self._pushed - self._capacity:
-            raise ValueError(f"clip {first}..{last} is not in the ring (slots "
-                             f"{max(0, self._pushed - self._capacity)}..{self._pushed - 1} are)")
-        start = first % self._capacity
-        lease = ClipLease(first, last, self._storage[start : start + self._clip_len])
-        self._leases[lease] = first
-        return lease
-
-    def release(self, lease) -> None:
-        """Give a clip back; idempotent. ValueError for a lease from another ring."""
-        if not isinstance(lease, ClipLease):
-            raise TypeError(f"release() takes a ClipLease, got {type(lease).__name__}")
-        if self._leases.pop(lease, None) is None and lease.view.base is not self._storage:
-            raise ValueError("this lease was not handed out by this ring")
+    def write_yuv(self, y, u, v, out, previous=None) -> float:
+        """``preprocess_yuv(y, u, v, out, ..., previous=previous)``; returns the motion."""
+        self._check_out(out)
+        return preprocess_yuv(y, u, v, out, self.mean, self.scale, self.interpolation, previous)

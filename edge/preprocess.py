@@ -1,17 +1,19 @@
 """Frame preprocessing and the clip ring: the one module that picks the implementation.
 
-The native extension ``edge._hotpath`` is used when it imports; otherwise (or with
+The native kernels ``edge._hotpath`` are used when they import; otherwise (or with
 ``EDGE_PUREPYTHON=1``) the NumPy/OpenCV twin ``edge.hotpath_numpy`` with the same API.
-``EDGE_REQUIRE_NATIVE=1`` makes a missing extension an ImportError. No other module
-imports ``edge._hotpath``.
+``EDGE_REQUIRE_NATIVE=1`` makes a missing extension an ImportError. The ring around the
+kernels (``edge.ring``) is the same Python code for both. No other module imports
+``edge._hotpath``.
 """
 
 from __future__ import annotations
 
 import os
-from types import ModuleType
+from types import SimpleNamespace
 
 from edge import hotpath_numpy as _twin
+from edge.ring import ClipLease, RingFullError, ring_class
 
 NATIVE_IMPORT_ERROR: str | None = None
 try:
@@ -29,34 +31,53 @@ if not NATIVE_AVAILABLE and os.environ.get("EDGE_REQUIRE_NATIVE") == "1":
         "or reinstall with a C compiler present"
     )
 
+
+def _bind(name: str, kernels) -> SimpleNamespace:
+    return SimpleNamespace(
+        name=name,
+        kernels=kernels,
+        SIMD=getattr(kernels, "SIMD", "numpy"),
+        KINETICS_MEAN=_twin.KINETICS_MEAN,
+        preprocess_frame=kernels.preprocess_frame,
+        preprocess_yuv=kernels.preprocess_yuv,
+        SlotWriter=kernels.SlotWriter,
+        ClipRing=ring_class(kernels),
+        RingFullError=RingFullError,
+        ClipLease=ClipLease,
+    )
+
+
+_IMPLEMENTATIONS = {"numpy": _bind("numpy", _twin)}
+if _native is not None:
+    _IMPLEMENTATIONS["native"] = _bind("native", _native)
+
 _FORCE_TWIN = os.environ.get("EDGE_PUREPYTHON") == "1"
-_active: ModuleType = _twin if _FORCE_TWIN or _native is None else _native
+IMPLEMENTATION: str = "numpy" if _FORCE_TWIN or _native is None else "native"
+_active = _IMPLEMENTATIONS[IMPLEMENTATION]
 
-IMPLEMENTATION: str = "native" if _active is _native else "numpy"
 KINETICS_MEAN = _twin.KINETICS_MEAN
-RingFullError = _twin.RingFullError
-ClipLease = _twin.ClipLease
 preprocess_frame = _active.preprocess_frame
+preprocess_yuv = _active.preprocess_yuv
 ClipRing = _active.ClipRing
+SIMD: str = _active.SIMD  # "sse2" | "scalar" (native built with EDGE_SCALAR=1) | "numpy"
 
 
-def implementation(name: str) -> ModuleType:
-    """The module implementing the hot path: ``"native"`` (edge._hotpath) or ``"numpy"``.
+def implementation(name: str) -> SimpleNamespace:
+    """The hot path of one implementation: ``"native"`` (edge._hotpath) or ``"numpy"`` (the twin).
 
-    Both expose ``KINETICS_MEAN``, ``preprocess_frame``, ``ClipRing``, ``RingFullError``
-    and ``ClipLease``. Raises ImportError for "native" when the extension is missing and
-    ValueError for any other name.
+    The namespace has ``name``, ``SIMD``, ``KINETICS_MEAN``, ``preprocess_frame``,
+    ``preprocess_yuv``, ``SlotWriter``, ``ClipRing`` (``edge.ring.ClipRing`` on these kernels),
+    ``RingFullError`` and ``ClipLease``. Raises ImportError for "native" when the extension is
+    missing and ValueError for any other name.
     """
-    if name == "numpy":
-        return _twin
-    if name == "native":
-        if _native is None:
-            raise ImportError(f"the native extension edge._hotpath is unavailable: {NATIVE_IMPORT_ERROR}")
-        return _native
-    raise ValueError(f"implementation must be 'native' or 'numpy', got {name!r}")
+    if name == "native" and _native is None:
+        raise ImportError(f"the native extension edge._hotpath is unavailable: {NATIVE_IMPORT_ERROR}")
+    if name not in ("native", "numpy"):
+        raise ValueError(f"implementation must be 'native' or 'numpy', got {name!r}")
+    return _IMPLEMENTATIONS[name]
 
 
 __all__ = [
-    "IMPLEMENTATION", "KINETICS_MEAN", "NATIVE_AVAILABLE", "NATIVE_IMPORT_ERROR",
-    "ClipLease", "ClipRing", "RingFullError", "implementation", "preprocess_frame",
+    "IMPLEMENTATION", "KINETICS_MEAN", "NATIVE_AVAILABLE", "NATIVE_IMPORT_ERROR", "SIMD",
+    "ClipLease", "ClipRing", "RingFullError", "implementation", "preprocess_frame", "preprocess_yuv",
 ]

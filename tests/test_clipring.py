@@ -211,3 +211,30 @@ def test_native_push_allocates_nothing_per_frame(native_hotpath, frames_factory)
     finally:
         tracemalloc.stop()
     assert after - before < 1024, f"{after - before} bytes grew over 400 pushes"
+
+
+def test_one_ring_for_both_implementations(hotpath):
+    import edge.ring
+
+    # The bookkeeping is written once (edge.ring); only the kernels differ.
+    assert issubclass(hotpath.ClipRing, edge.ring.ClipRing)
+    assert hotpath.ClipRing.kernels.SlotWriter is hotpath.SlotWriter
+    assert hotpath.RingFullError is edge.ring.RingFullError and hotpath.ClipLease is edge.ring.ClipLease
+    with pytest.raises(TypeError, match="kernels"):
+        edge.ring.ClipRing(clip_len=2, size=SIZE)
+
+
+def test_ring_exposes_its_options(hotpath):
+    ring = hotpath.ClipRing(clip_len=3, size=SIZE, capacity=5, mean=(1, 2, 3), scale=0.5, interpolation="area")
+    assert (ring.clip_len, ring.size, ring.capacity) == (3, SIZE, 5)
+    assert (ring.mean, ring.scale, ring.interpolation) == ((1.0, 2.0, 3.0), 0.5, "area")
+
+
+def test_preprocess_module_picks_one_implementation():
+    assert edge.preprocess.IMPLEMENTATION in ("native", "numpy")
+    active = edge.preprocess.implementation(edge.preprocess.IMPLEMENTATION)
+    assert edge.preprocess.ClipRing is active.ClipRing
+    assert edge.preprocess.preprocess_yuv is active.preprocess_yuv
+    assert edge.preprocess.SIMD in ("sse2", "scalar", "numpy")
+    with pytest.raises(ValueError):
+        edge.preprocess.implementation("cuda")

@@ -199,3 +199,21 @@ def test_arbitrary_arrays_work_or_raise_value_error(hotpath, array, size, area):
             continue
         assert array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3
         assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "area"])
+def test_slot_writer_matches_preprocess_frame(hotpath, frames_factory, interpolation):
+    # The writer keeps its sampling tables between frames; a size change must rebuild them.
+    writer = hotpath.SlotWriter(48, mean=(1.0, 2.0, 3.0), scale=0.5, interpolation=interpolation)
+    got, expected = np.empty((3, 48, 48), np.float32), np.empty((3, 48, 48), np.float32)
+    for width, height in [(640, 360), (640, 360), (320, 480), (33, 21), (640, 360)]:
+        frame = frames_factory(width, height, 1, seed=width)[0]
+        assert writer.write(frame, got) == 255.0
+        hotpath.preprocess_frame(frame, expected, mean=(1.0, 2.0, 3.0), scale=0.5, interpolation=interpolation)
+        np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="out must be 3×48×48"):
+        writer.write(frame, np.empty((3, 32, 32), np.float32))
+    with pytest.raises(ValueError):
+        hotpath.SlotWriter(0)
+    with pytest.raises(ValueError, match="interpolation"):
+        hotpath.SlotWriter(8, interpolation="cubic")
