@@ -1,7 +1,11 @@
 """The annotated video: H.264 MP4 a browser plays, written on an encoder thread."""
 
 import logging
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -265,3 +269,19 @@ def test_ntsc_rate_is_exact(tmp_path):
     path = tmp_path / "ntsc.mp4"
     _write(path, [moving_shapes_frame(i, 64, 48) for i in range(3)], fps=30000 / 1001)
     assert ffprobe_stream(path)["r_frame_rate"] == "30000/1001"
+
+
+def test_a_process_that_exits_without_close_still_leaves_a_playable_file(tmp_path):
+    path = tmp_path / "annotated.mp4"
+    script = ("import sys\n"
+              "from edge.sinks.video import VideoSink\n"
+              "from edge.synthetic import moving_shapes_frame\n"
+              f"sink = VideoSink({str(path)!r}, 25.0, (160, 120))\n"
+              "for index in range(9):\n"
+              "    sink.write(moving_shapes_frame(index, 160, 120))\n"
+              "sys.exit(3)  # no close(): the interpreter's exit hooks finalise the file\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode == 3, done.stderr
+    assert int(ffprobe_stream(path)["nb_read_frames"]) == 9
+    assert top_level_boxes(path).index("moov") < top_level_boxes(path).index("mdat")

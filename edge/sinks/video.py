@@ -16,10 +16,12 @@ file has arrived), at a constant frame rate: frame n has pts n at ``1/fps``.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import queue
 import threading
+import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -47,6 +49,18 @@ ENCODER_THREADS = 1
 QSV_PRESETS = ("veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 PROBE_SIZE = (256, 144)
 _STOP = object()
+_open_sinks: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_sinks() -> None:
+    # A path that skipped close() (an uncaught error, sys.exit) still gets a playable file:
+    # without close() the MP4 has no index. Failures were logged by the encoder thread.
+    for sink in list(_open_sinks):
+        try:
+            sink.close()
+        except Exception:
+            pass
 
 
 def output_size_for(size: tuple[int, int], max_width: int = 1280) -> tuple[int, int]:
@@ -218,10 +232,12 @@ class VideoSink:
         self._error: str | None = None
         self._error_raised = False
         self._closed = False
+        self._stop_sent = False
         self._container = None
         self._stream = None
         self._thread = threading.Thread(target=self._run, name=f"video-encoder:{self.path.name}", daemon=True)
         self._thread.start()
+        _open_sinks.add(self)
 
     @property
     def output_size(self) -> tuple[int, int] | None:
@@ -264,12 +280,16 @@ class VideoSink:
     def close(self) -> None:
         """Encode what is queued, flush the encoder and write the MP4 index. Idempotent.
 
-        Raises ``SinkError`` (once) if the encoder failed and that was not yet reported.
+        Safe to call again after an interrupt (KeyboardInterrupt) cut a first call short: it
+        finishes the job. Raises ``SinkError`` (once) if the encoder failed and that was not
+        yet reported.
         """
-        if not self._closed:
-            self._closed = True
+        self._closed = True
+        if not self._stop_sent:
             self._queue.put(_STOP)   # the encoder thread always drains, so this never waits for long
-            self._thread.join()
+            self._stop_sent = True
+        self._thread.join()
+        _open_sinks.discard(self)
         self._raise_if_failed()
 
     def __enter__(self):
