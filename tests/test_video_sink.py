@@ -13,7 +13,7 @@ from support_videoout import decode_bgr, ffprobe_stream, psnr, smooth_frame, top
 
 from edge.sinks import SinkError
 from edge.sinks import video as video_module
-from edge.sinks.video import QUEUE_FRAMES, VideoSink, output_size_for, probe_encoder, _hardware
+from edge.sinks.video import QUEUE_FRAMES, VideoSink, hardware_encoder, output_size_for, probe_encoder
 from edge.synthetic import moving_shapes_frame, read_frame_marker
 
 
@@ -154,7 +154,7 @@ def test_auto_without_a_gpu_uses_libx264_and_says_so_once(tmp_path, monkeypatch,
 
 
 def test_auto_with_dri_but_no_usable_encoder_falls_back(tmp_path, monkeypatch, caplog):
-    if any(probe_encoder(_hardware(kind, None, None)) is None for kind in ("qsv", "vaapi")):
+    if any(probe_encoder(hardware_encoder(kind)) is None for kind in ("qsv", "vaapi")):
         pytest.skip("this machine has a working hardware H.264 encoder")
     monkeypatch.setattr(video_module, "DRI_PATH", str(tmp_path))  # a /dev/dri that exists
     with caplog.at_level(logging.INFO, logger="edge.sinks.video"):
@@ -166,7 +166,7 @@ def test_auto_with_dri_but_no_usable_encoder_falls_back(tmp_path, monkeypatch, c
 
 @pytest.mark.parametrize("hwaccel", ["vaapi", "qsv"])
 def test_explicit_hardware_that_cannot_open_is_a_one_line_error(tmp_path, hwaccel):
-    if probe_encoder(_hardware(hwaccel, None, None)) is None:
+    if probe_encoder(hardware_encoder(hwaccel)) is None:
         pytest.skip(f"this machine can encode with {hwaccel}")
     with pytest.raises(SinkError, match=f"hwaccel {hwaccel}") as caught:
         VideoSink(tmp_path / "a.mp4", 25.0, (64, 48), hwaccel=hwaccel)
@@ -280,7 +280,7 @@ def test_a_process_that_exits_without_close_still_leaves_a_playable_file(tmp_pat
               "for index in range(9):\n"
               "    sink.write(moving_shapes_frame(index, 160, 120))\n"
               "sys.exit(3)  # no close(): the interpreter's exit hooks finalise the file\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+    done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert done.returncode == 3, done.stderr
     assert int(ffprobe_stream(path)["nb_read_frames"]) == 9

@@ -116,7 +116,8 @@ def _software(crf, preset, reason: str) -> EncoderChoice:
     return EncoderChoice("libx264", "yuv420p", options, None, reason)
 
 
-def _hardware(kind: str, crf, preset) -> EncoderChoice:
+def hardware_encoder(kind: str, crf: int | None = None, preset: str | None = None) -> EncoderChoice:
+    """The QSV (``kind="qsv"``) or VAAPI encoder with its options, not yet probed."""
     quality = str(DEFAULT_CRF if crf is None else crf)
     if kind == "qsv":
         # h264_qsv takes system-memory nv12 frames and opens its own session on the GPU.
@@ -168,7 +169,7 @@ def choose_encoder(hwaccel: str = "auto", *, crf: int | None = None, preset: str
     if name == "none":
         return _software(crf, preset, "hwaccel none")
     if name in ("qsv", "vaapi"):
-        choice = _hardware(name, crf, preset)
+        choice = hardware_encoder(name, crf, preset)
         failure = probe_encoder(choice)
         if failure:
             raise SinkError(f"cannot encode video with hwaccel {name}: {failure}")
@@ -177,7 +178,7 @@ def choose_encoder(hwaccel: str = "auto", *, crf: int | None = None, preset: str
         return _software(crf, preset, f"hwaccel auto: no {DRI_PATH} (no GPU)")
     failures = []
     for kind in ("qsv", "vaapi"):
-        choice = _hardware(kind, crf, preset)
+        choice = hardware_encoder(kind, crf, preset)
         failure = probe_encoder(choice)
         if failure is None:
             return EncoderChoice(choice.codec, choice.pix_fmt, choice.options, choice.hwaccel,
