@@ -7,8 +7,9 @@ Its frames are decoded to BGR before timing (and resized to 1280x720 for the
 wall and CPU time (this process, every thread) per frame are timed, encoders
 interleaved round by round, median reported. The ``pyav`` rows convert and encode
 exactly as ``VideoSink``'s encoder thread does (OpenCV I420 → ``from_numpy_buffer``
-→ encode → mux); ``VideoSink`` rows time the sink itself from the caller's side
-(write every frame, close). Also timed: the BGR→yuv420p conversion choices and the
+→ encode → mux; ``t1``/``t2``: x264 threads, ``bf0``: no B-frames); the ``VideoSink``
+row times the sink itself with its defaults (superfast, no B-frames, 1 thread) from the
+caller's side (write every frame, close). Also timed: the BGR→yuv420p conversion choices and the
 1080p→720p resize the lane does before drawing. Bitrate and luma PSNR (decoded back
 by PyAV, every 5th frame) say what each preset buys.
 
@@ -65,12 +66,15 @@ def decode_frames(path: Path) -> list[np.ndarray]:
 
 # ------------------------------------------------------------------------------------- encoders
 
-def _pyav_encoder(preset: str, threads: int):
+def _pyav_encoder(preset: str, threads: int, x264_params: str = ""):
+    options = {"preset": preset, "crf": str(CRF), "threads": str(threads)}
+    if x264_params:
+        options["x264-params"] = x264_params
+
     def encode(frames: list[np.ndarray], path: Path) -> None:
         height, width = frames[0].shape[:2]
         with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
-            stream = container.add_stream("libx264", rate=FPS, options={
-                "preset": preset, "crf": str(CRF), "threads": str(threads)})
+            stream = container.add_stream("libx264", rate=FPS, options=dict(options))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             for index, image in enumerate(frames):
                 frame = av.VideoFrame.from_numpy_buffer(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420),
@@ -91,10 +95,10 @@ def _mp4v(frames: list[np.ndarray], path: Path) -> None:
         writer.release()
 
 
-def _sink(preset: str):
+def _sink():
     def encode(frames: list[np.ndarray], path: Path) -> None:
         height, width = frames[0].shape[:2]
-        sink = VideoSink(path, FPS, (width, height), max_width=0, hwaccel="none", preset=preset, crf=CRF)
+        sink = VideoSink(path, FPS, (width, height), max_width=0, hwaccel="none", crf=CRF)
         for image in frames:
             sink.write(image)
         sink.close()
@@ -105,9 +109,10 @@ def encoders(quick: bool) -> dict:
     runners = {"cv2 mp4v": _mp4v}
     for preset in PRESETS:
         runners[f"pyav libx264 {preset} t1"] = _pyav_encoder(preset, 1)
+    runners["pyav libx264 superfast bf0 t1"] = _pyav_encoder("superfast", 1, "bframes=0")
     if not quick:
-        runners["pyav libx264 superfast t2"] = _pyav_encoder("superfast", 2)
-    runners["VideoSink superfast"] = _sink("superfast")
+        runners["pyav libx264 superfast bf0 t2"] = _pyav_encoder("superfast", 2, "bframes=0")
+    runners["VideoSink (default)"] = _sink()
     return runners
 
 

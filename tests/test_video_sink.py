@@ -33,6 +33,7 @@ def test_file_is_browser_h264_with_every_frame_in_order(tmp_path):
     assert int(stream["nb_read_frames"]) == sink.frames_written == 37
     assert (stream["width"], stream["height"]) == (320, 240)
     assert stream["r_frame_rate"] == stream["avg_frame_rate"] == "25/1"  # constant frame rate
+    assert stream["has_b_frames"] == 0  # no reordering: cheaper to encode, frames come out as they go in
     assert [read_frame_marker(f) for f in decode_bgr(path)] == list(range(37))
 
 

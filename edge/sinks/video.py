@@ -39,10 +39,12 @@ HWACCELS = ("auto", "none", "qsv", "vaapi")
 DRI_PATH = "/dev/dri"                  # where Linux puts GPU render nodes (module-level so tests can point it elsewhere)
 VAAPI_DEVICE = "/dev/dri/renderD128"
 QUEUE_FRAMES = 8                       # ~0.3 s at 25 fps: absorbs encoder hiccups, bounds memory
-# libx264 at 1280x720 on 2 EPYC cores (benchmarks/bench_encode.py): superfast is ~1.6x cheaper than
-# veryfast per frame; ultrafast is cheaper still but makes files ~2x larger and blockier.
+# libx264 at 1280x720 on 2 EPYC cores (benchmarks/bench_encode.py): superfast costs ~2/3 of veryfast
+# per frame; ultrafast less again but makes files ~2x larger. Without B-frames superfast costs ~20 %
+# less for ~5 % more bits at the same quality.
 DEFAULT_PRESET = "superfast"
 DEFAULT_CRF = 23
+X264_PARAMS = "bframes=0"
 # One x264 thread: on 2 cores shared with inference, more threads raise CPU per frame
 # (frame threading) for no throughput the lane can use.
 ENCODER_THREADS = 1
@@ -112,7 +114,7 @@ class EncoderChoice:
 
 def _software(crf, preset, reason: str) -> EncoderChoice:
     options = {"preset": preset or DEFAULT_PRESET, "crf": str(DEFAULT_CRF if crf is None else crf),
-               "threads": str(ENCODER_THREADS)}
+               "threads": str(ENCODER_THREADS), "x264-params": X264_PARAMS}
     return EncoderChoice("libx264", "yuv420p", options, None, reason)
 
 
