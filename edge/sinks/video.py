@@ -137,6 +137,8 @@ def _hwaccel_object(choice: EncoderChoice):
 
 
 def _one_line(error: BaseException) -> str:
+    if isinstance(error, av.FFmpegError) and error.strerror:
+        return error.strerror  # without PyAV's repeat of the call and its options
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
@@ -153,7 +155,7 @@ def probe_encoder(choice: EncoderChoice) -> str | None:
         context.options = dict(choice.options)
         context.open()
     except Exception as error:  # FFmpeg reports a missing GPU or driver as assorted errors
-        return f"{choice.codec} did not open: {_one_line(error)}"
+        return f"{choice.codec} did not open ({_one_line(error)}: no usable GPU or driver?)"
     return None
 
 
