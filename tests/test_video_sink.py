@@ -175,11 +175,13 @@ def test_explicit_hardware_that_cannot_open_is_a_one_line_error(tmp_path, hwacce
     assert not (tmp_path / "a.mp4").exists()
 
 
-def test_unknown_hwaccel_and_bad_crf(tmp_path):
+def test_unknown_hwaccel_bad_crf_and_preset(tmp_path):
     with pytest.raises(SinkError, match="cuda"):
         VideoSink(tmp_path / "a.mp4", 25.0, (64, 48), hwaccel="cuda")
     with pytest.raises(SinkError, match="crf"):
         VideoSink(tmp_path / "a.mp4", 25.0, (64, 48), crf=60)
+    with pytest.raises(SinkError, match="preset 'quick'"):
+        VideoSink(tmp_path / "a.mp4", 25.0, (64, 48), preset="quick")
 
 
 class StalledSink(VideoSink):

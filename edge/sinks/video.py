@@ -48,6 +48,8 @@ X264_PARAMS = "bframes=0"
 # One x264 thread: on 2 cores shared with inference, more threads raise CPU per frame
 # (frame threading) for no throughput the lane can use.
 ENCODER_THREADS = 1
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
 QSV_PRESETS = ("veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 PROBE_SIZE = (256, 144)
 _STOP = object()
@@ -218,6 +220,8 @@ class VideoSink:
                  preset: str | None = None) -> None:
         if crf is not None and not 0 <= int(crf) <= 51:
             raise SinkError(f"video crf {crf} is outside 0..51")
+        if preset is not None and preset not in X264_PRESETS:
+            raise SinkError(f"video preset {preset!r} is not one of {', '.join(X264_PRESETS)}")
         self.path = check_writable(path)
         self.fps = sanitize_fps(fps) or DEFAULT_FPS
         self.rate = Fraction(self.fps).limit_denominator(1001)  # 29.97 → 30000/1001
