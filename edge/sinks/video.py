@@ -39,12 +39,14 @@ HWACCELS = ("auto", "none", "qsv", "vaapi")
 DRI_PATH = "/dev/dri"                  # where Linux puts GPU render nodes (module-level so tests can point it elsewhere)
 VAAPI_DEVICE = "/dev/dri/renderD128"
 QUEUE_FRAMES = 8                       # ~0.3 s at 25 fps: absorbs encoder hiccups, bounds memory
-# libx264 at 1280x720 on 2 EPYC cores (benchmarks/bench_encode.py): superfast costs ~2/3 of veryfast
-# per frame; ultrafast less again but makes files ~2x larger. Without B-frames superfast costs ~20 %
-# less for ~5 % more bits at the same quality.
-DEFAULT_PRESET = "superfast"
+# libx264 per 1280x720 frame on 2 EPYC cores (benchmarks/bench_encode.py, camera-like noise):
+# ultrafast 4.2 ms CPU, 7.0 Mbit/s; superfast 7.8 ms (6.2 without B-frames), 3.9; veryfast 10.9, 1.7.
+# A 1080p batch run spends ~11 ms of CPU per frame without video, so on 2 cores only ultrafast keeps
+# the run with video at >= 0.6x the clips/s without it (superfast: ~0.55x). Files are larger; pass
+# preset="superfast" (or a higher crf) where disk matters more than CPU.
+DEFAULT_PRESET = "ultrafast"
 DEFAULT_CRF = 23
-X264_PARAMS = "bframes=0"
+X264_PARAMS = "bframes=0"  # B-frames cost ~20 % more CPU at superfast for ~5 % fewer bits
 # One x264 thread: on 2 cores shared with inference, more threads raise CPU per frame
 # (frame threading) for no throughput the lane can use.
 ENCODER_THREADS = 1
@@ -205,7 +207,7 @@ class VideoSink:
     ``hwaccel``: ``auto`` | ``none`` | ``qsv`` | ``vaapi`` (see
     ``choose_encoder``). ``live``: drop the newest frame when the encoder is
     behind instead of waiting. ``crf`` / ``preset``: libx264 quality and speed
-    (default 23, ``superfast``; the quality also sets the hardware encoders').
+    (default 23, ``ultrafast``; the quality also sets the hardware encoders').
 
     ``output_size`` is the encoded (width, height), None until known; a lane
     resizes to it (``resize_for_video``) before drawing the overlay so text stays
