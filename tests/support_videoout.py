@@ -58,3 +58,57 @@ def smooth_frame(width: int, height: int) -> np.ndarray:
     disc = np.exp(-(((xs - width / 2) ** 2 + (ys - height / 2) ** 2) / (2 * (min(width, height) / 5) ** 2)))
     image[..., 2] = 30 + 190 * disc                           # red disc in the middle
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+
+
+PLAYER_PAGE = """<!doctype html><html><body>
+<video id="v" src="{video}" muted preload="auto"><track id="t" kind="subtitles" src="{track}" default></video>
+<pre id="out">pending</pre>
+<script>
+const video = document.getElementById("v"), track = document.getElementById("t"), out = document.getElementById("out");
+const state = {{canPlay: video.canPlayType('video/mp4; codecs="avc1.640028"')}};
+const report = () => {{ out.textContent = JSON.stringify(state); }};
+video.addEventListener("loadeddata", () => {{
+  Object.assign(state, {{width: video.videoWidth, height: video.videoHeight, duration: video.duration}}); report(); }});
+video.addEventListener("error", () => {{ state.error = video.error && video.error.code; report(); }});
+track.addEventListener("load", () => {{
+  state.cues = Array.from(track.track.cues).map(c => [c.startTime, c.endTime, c.text, c.line, c.position, c.align]);
+  report(); }});
+track.addEventListener("error", () => {{ state.trackError = true; report(); }});
+report();
+</script></body></html>
+"""
+
+
+def chromium_player_state(directory, video: str, track: str) -> dict:
+    """Load ``video`` with ``track`` in a ``<video>`` element in headless Chromium, served over
+    HTTP from ``directory`` on 127.0.0.1; return what the page saw (size, duration, cues, errors)."""
+    import functools
+    import http.server
+    import re
+    import shutil
+    import threading
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        import pytest
+        pytest.skip("no chromium")
+    Path(directory, "player.html").write_text(PLAYER_PAGE.format(video=video, track=track), encoding="utf-8")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(Quiet, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/player.html"
+        done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                               "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    found = re.search(r'<pre id="out">(.*?)</pre>', done.stdout, re.S)
+    assert found, f"chromium printed no page (exit {done.returncode}): {done.stderr[-500:]}"
+    return json.loads(found.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support_videoout import decode_bgr, ffprobe_stream, psnr, smooth_frame, top_level_boxes
+from support_videoout import chromium_player_state, decode_bgr, ffprobe_stream, psnr, smooth_frame, top_level_boxes
 
 from edge.sinks import SinkError
 from edge.sinks import video as video_module
@@ -288,3 +288,24 @@ def test_a_process_that_exits_without_close_still_leaves_a_playable_file(tmp_pat
     assert done.returncode == 3, done.stderr
     assert int(ffprobe_stream(path)["nb_read_frames"]) == 9
     assert top_level_boxes(path).index("moov") < top_level_boxes(path).index("mdat")
+
+
+def test_a_browser_plays_the_file_with_the_subtitles(tmp_path):
+    from edge.sinks import Event
+    from edge.sinks.subtitles import SubtitleSink
+
+    _write(tmp_path / "annotated.mp4", [moving_shapes_frame(i, 640, 360) for i in range(50)], size=(640, 360))
+    with SubtitleSink(tmp_path / "annotated.vtt") as track:
+        for clip in range(3):
+            track.handle(Event("prediction", "main", {
+                "clip_index": clip, "start_frame": 16 * clip, "end_frame": 16 * clip + 15,
+                "start_time_s": 0.64 * clip, "end_time_s": 0.64 * clip + 0.6, "label": "washing hands",
+                "score": 0.87, "untrained": clip == 2}))
+    state = chromium_player_state(tmp_path, "annotated.mp4", "annotated.vtt")
+    assert "error" not in state and "trackError" not in state, state
+    assert state["canPlay"] == "probably"
+    assert (state["width"], state["height"]) == (640, 360)
+    assert state["duration"] == pytest.approx(2.0)
+    assert [c[:2] for c in state["cues"]] == [[0, 0.64], [0.64, 1.28], [1.28, 1.92]]
+    assert state["cues"][2][2] == "washing hands 0.87\n(untrained demo model)"
+    assert all(c[3:] == [0, 0, "start"] for c in state["cues"])  # line 0, position 0 %, align start
