@@ -152,7 +152,8 @@ def run_encode(frames_1080: list[np.ndarray], rounds: int, quick: bool, machine:
                 size_bits = paths[name].stat().st_size * 8
                 rows.append({
                     "benchmark": "encode", "implementation": name, "resolution": f"{width}x{height}",
-                    "wall_ms_per_frame": statistics.median(wall[name]), "cpu_ms_per_frame": statistics.median(cpu[name]),
+                    "wall_ms_per_frame": statistics.median(wall[name]),
+                    "cpu_ms_per_frame": statistics.median(cpu[name]),
                     "mbit_per_s": size_bits / (len(frames) / FPS) / 1e6, "psnr_y_db": _luma_psnr(paths[name], frames),
                     "frames": len(frames), "rounds": rounds, "machine": machine,
                     "settings": {"video": str(video), "crf": CRF, "fps": FPS},

@@ -36,7 +36,7 @@ from edge.sources import DEFAULT_FPS, sanitize_fps
 log = logging.getLogger(__name__)
 
 HWACCELS = ("auto", "none", "qsv", "vaapi")
-DRI_PATH = "/dev/dri"                  # where Linux puts GPU render nodes (module-level so tests can point it elsewhere)
+DRI_PATH = "/dev/dri"                  # GPU render nodes live here (a module constant: tests move it)
 VAAPI_DEVICE = "/dev/dri/renderD128"
 QUEUE_FRAMES = 8                       # ~0.3 s at 25 fps: absorbs encoder hiccups, bounds memory
 # libx264 per 1280x720 frame on 2 EPYC cores (benchmarks/bench_encode.py, camera-like noise):
