@@ -309,3 +309,15 @@ def test_a_browser_plays_the_file_with_the_subtitles(tmp_path):
     assert [c[:2] for c in state["cues"]] == [[0, 0.64], [0.64, 1.28], [1.28, 1.92]]
     assert state["cues"][2][2] == "washing hands 0.87\n(untrained demo model)"
     assert all(c[3:] == [0, 0, "start"] for c in state["cues"])  # line 0, position 0 %, align start
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_a_live_encoder_yields_the_cpu_to_inference(tmp_path):
+    for live, expected in ((True, video_module.LIVE_ENCODER_NICENESS), (False, 0)):
+        sink = StalledSink(tmp_path / f"{live}.mp4", 25.0, (64, 48), live=live)
+        sink.write(moving_shapes_frame(0, 64, 48))
+        assert sink.entered.wait(30)  # the encoder thread is running its loop
+        niceness = os.getpriority(os.PRIO_PROCESS, sink._thread.native_id) - os.getpriority(os.PRIO_PROCESS, 0)
+        sink.release.set()
+        sink.close()
+        assert niceness == expected
