@@ -136,11 +136,13 @@ def hardware_encoder(kind: str, crf: int | None = None, preset: str | None = Non
     return EncoderChoice("h264_vaapi", "nv12", {"rc_mode": "CQP", "qp": quality}, "vaapi")
 
 
-def _hwaccel_object(choice: EncoderChoice):
+def _hwaccel_kwargs(choice: EncoderChoice) -> dict:
+    """``hwaccel=`` for PyAV when frames go to a VAAPI device (PyAV >= 18); nothing otherwise, so
+    software encoding works with older PyAV too."""
     if choice.hwaccel != "vaapi":
-        return None
+        return {}
     from av.codec.hwaccel import HWAccel
-    return HWAccel("vaapi", device=VAAPI_DEVICE)
+    return {"hwaccel": HWAccel("vaapi", device=VAAPI_DEVICE)}
 
 
 def _one_line(error: BaseException) -> str:
@@ -155,7 +157,7 @@ def probe_encoder(choice: EncoderChoice) -> str | None:
     if choice.codec not in av.codecs_available:
         return f"{choice.codec} is not in this PyAV build's FFmpeg"
     try:
-        context = av.CodecContext.create(choice.codec, "w", hwaccel=_hwaccel_object(choice))
+        context = av.CodecContext.create(choice.codec, "w", **_hwaccel_kwargs(choice))
         context.width, context.height = PROBE_SIZE
         context.pix_fmt = choice.pix_fmt
         context.time_base = Fraction(1, 25)
@@ -382,7 +384,7 @@ class VideoSink:
                             options={"movflags": "+faststart"})
         try:
             stream = container.add_stream(choice.codec, rate=self.rate, options=dict(choice.options),
-                                          hwaccel=_hwaccel_object(choice))
+                                          **_hwaccel_kwargs(choice))
             stream.width, stream.height = self._output_size
             stream.pix_fmt = choice.pix_fmt
             stream.time_base = 1 / self.rate
