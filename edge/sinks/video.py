@@ -52,9 +52,11 @@ X264_PARAMS = "bframes=0"  # B-frames cost ~20 % more CPU at superfast for ~5 % 
 ENCODER_THREADS = 1
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
-# A live camera's encoder yields the CPU to inference: when both cores are busy it falls behind and
-# drops frames (counted) instead of making the lane skip clips. Added to that one thread's niceness (Linux).
-LIVE_ENCODER_NICENESS = 5
+# The encoder thread yields the CPU to inference (added to that one thread's niceness, Linux): OpenVINO's
+# threads work in lockstep, so an encoder preempting one of them stalls the whole inference. Rolling
+# stride 1 at 1080p on 2 cores kept 0.88x its clips/s without video at nice 0, 0.92-0.99x at +5. A live
+# camera's encoder that falls behind drops frames (counted) rather than making the lane skip clips.
+ENCODER_NICENESS = 5
 QSV_PRESETS = ("veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 PROBE_SIZE = (256, 144)
 _STOP = object()
@@ -322,13 +324,12 @@ class VideoSink:
     # ----------------------------------------------------------------------- encoder thread
 
     def _run(self) -> None:
-        if self.live:
-            try:
-                thread_id = threading.get_native_id()
-                niceness = min(19, os.getpriority(os.PRIO_PROCESS, thread_id) + LIVE_ENCODER_NICENESS)
-                os.setpriority(os.PRIO_PROCESS, thread_id, niceness)
-            except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
-                pass
+        try:
+            thread_id = threading.get_native_id()
+            niceness = min(19, os.getpriority(os.PRIO_PROCESS, thread_id) + ENCODER_NICENESS)
+            os.setpriority(os.PRIO_PROCESS, thread_id, niceness)
+        except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+            pass
         while True:
             image = self._queue.get()
             if image is _STOP:
