@@ -8,10 +8,11 @@ wall and CPU time (this process, every thread) per frame are timed, encoders
 interleaved round by round, median reported. The ``pyav`` rows convert and encode
 exactly as ``VideoSink``'s encoder thread does (OpenCV I420 → ``from_numpy_buffer``
 → encode → mux; ``t1``/``t2``: x264 threads, ``bf0``: no B-frames); the ``VideoSink``
-row times the sink itself with its defaults (ultrafast, no B-frames, 1 thread) from the
-caller's side (write every frame, close). Also timed: the BGR→yuv420p conversion choices and the
-1080p→720p resize the lane does before drawing. Bitrate and luma PSNR (decoded back
-by PyAV, every 5th frame) say what each preset buys.
+row times the sink itself with its defaults (ultrafast, no B-frames, 1 thread) from
+the caller's side (write every frame, close). Also timed: the BGR→yuv420p conversion
+choices and the 1080p→720p resize a lane does before drawing (from BGR, or from a
+decoder's yuv420p planes). Bitrate and luma PSNR (decoded back by PyAV, every 5th
+frame) say what each preset buys.
 
     PYTHONPATH=$PWD python benchmarks/bench_encode.py [--quick] [--json PATH]
 """
@@ -36,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from edge.sinks.video import VideoSink, resize_for_video  # noqa: E402
+from edge.sinks.video import VideoSink, resize_for_video, video_image_from_planes  # noqa: E402
 
 RESOLUTIONS = ((1920, 1080), (1280, 720))
 PRESETS = ("ultrafast", "superfast", "veryfast")
@@ -175,6 +176,19 @@ def _time_per_frame(function, frames, rounds: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
+def _planes(frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """yuv420p planes (Y, U, V) of BGR frames, as a PyAV source delivers them."""
+    result = []
+    for image in frames:
+        height, width = image.shape[:2]
+        flat = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420).reshape(-1)
+        area = width * height
+        result.append((flat[:area].reshape(height, width),
+                       flat[area:area * 5 // 4].reshape(height // 2, width // 2),
+                       flat[area * 5 // 4:].reshape(height // 2, width // 2)))
+    return result
+
+
 def run_steps(frames_1080: list[np.ndarray], rounds: int, machine: dict, video: Path) -> list[dict]:
     frames_720 = [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_AREA) for f in frames_1080]
     steps = [
@@ -188,11 +202,13 @@ def run_steps(frames_1080: list[np.ndarray], rounds: int, machine: dict, video: 
          lambda im: cv2.resize(im, (1280, 720), interpolation=cv2.INTER_AREA)),
         ("resize", "cv2 INTER_LINEAR", frames_1080,
          lambda im: cv2.resize(im, (1280, 720), interpolation=cv2.INTER_LINEAR)),
+        ("resize", "planes: video_image_from_planes", _planes(frames_1080[:50]),
+         lambda planes: video_image_from_planes(*planes, (1280, 720))),
     ]
     rows = []
     for benchmark, name, frames, function in steps:
         wall, cpu = _time_per_frame(function, frames, rounds)
-        height, width = frames[0].shape[:2]
+        height, width = (frames[0][0] if isinstance(frames[0], tuple) else frames[0]).shape[:2]
         rows.append({"benchmark": benchmark, "implementation": name, "resolution": f"{width}x{height}",
                      "wall_ms_per_frame": wall, "cpu_ms_per_frame": cpu, "mbit_per_s": None, "psnr_y_db": None,
                      "frames": len(frames), "rounds": rounds, "machine": machine,
