@@ -121,6 +121,7 @@ def _count_frames(path):
 
 
 def test_video_sink_writes_a_playable_file_with_every_frame(tmp_path):
+    # OpenCV's FFmpeg reads it back: the old pipeline's readers keep working (see test_video_sink.py).
     path = tmp_path / "annotated.mp4"
     sink = VideoSink(path, fps=25.0, size=(160, 120))
     for index in range(23):
@@ -150,8 +151,10 @@ def test_video_sink_resizes_frames_of_another_size(tmp_path):
 
 
 def test_video_sink_bad_path(tmp_path):
-    with pytest.raises(SinkError, match="cannot write video"):
-        VideoSink(tmp_path / "missing" / "dir" / "x.mp4", fps=25.0, size=(64, 48))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SinkError, match="cannot create output directory"):
+        VideoSink(blocker / "dir" / "x.mp4", fps=25.0, size=(64, 48))
 
 
 def test_window_sink_on_headless_opencv_is_a_clear_error(monkeypatch):
@@ -207,10 +210,10 @@ def test_check_writable(tmp_path):
 def test_video_sink_takes_the_first_frame_size_when_unknown(tmp_path):
     path = tmp_path / "live.mp4"
     with VideoSink(path, fps=float("nan"), size=(0, 0)) as sink:
-        assert sink.size is None
+        assert sink.output_size is None
         sink.write(moving_shapes_frame(0, 96, 64))
         sink.write(moving_shapes_frame(1, 96, 64))
-    assert sink.size == (96, 64) and sink.fps == 25.0
+    assert sink.output_size == (96, 64) and sink.fps == 25.0
     assert [f.shape for f in _count_frames(path)] == [(64, 96, 3)] * 2
 
 
