@@ -23,7 +23,6 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 
-import cv2
 
 from edge.engine.scheduler import FAILED, SKIPPED, Outcome, Ticket
 from edge.engine.summary import CameraSummary
@@ -35,6 +34,7 @@ from edge.records import Frame, Prediction, StageLatency
 from edge.sampling import ClipSampler, PlannedClip
 from edge.sinks import Event
 from edge.sinks.jsonl import event_record, gap_record, gated_record
+from edge.sinks.video import resize_for_video
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +324,7 @@ class Lane:
         if self._state == STARTING:
             self._set_state(ONLINE)
         self.metrics.count_frame(frame.time_s)
+        self.source.want_image = self._wants_frames()  # full pictures only while something shows them
         if self.sampler.wants(frame.index):
             self._push(frame, queued_ns)
         if self._wants_frames():
@@ -362,7 +363,10 @@ class Lane:
         self._next_ticket += 1
         preprocess_ms, self._preprocess_since_clip_ms = self._preprocess_since_clip_ms, 0.0
         first_seq = planned.last_seq - self.sampler.clip_len + 1
-        if self.min_motion > 0 and self.ring.max_motion(first_seq, planned.last_seq) < self.min_motion:
+        # The largest frame difference is left out: an H.264 keyframe re-encodes the sensor noise of a
+        # still scene as one spike (benchmarks/bench_gate_noise.py), and one frame is not an action.
+        if self.min_motion > 0 and self.ring.max_motion(first_seq, planned.last_seq,
+                                                        ignore_largest=1) < self.min_motion:
             self._pending[number] = _Pending(planned, None, preprocess_ms, newest_frame_ns)
             self._on_outcome(Outcome(Ticket(self.name, number), GATED))
             return
@@ -474,9 +478,9 @@ class Lane:
                 continue
             t0 = time.perf_counter_ns()
             image = frame.image
-            target = getattr(self.video, "output_size", None) if self.video is not None else None
+            target = self.video.output_size if self.video is not None else None
             if target and (image.shape[1], image.shape[0]) != tuple(target):
-                image = cv2.resize(image, tuple(target), interpolation=cv2.INTER_AREA)
+                image = resize_for_video(image, tuple(target))  # the overlay is drawn at the output size
             draw_overlay(image, self._overlay_state())
             if self.video is not None:
                 self.video.write(image)

@@ -31,7 +31,8 @@ from edge.engine.signals import StopFlag
 from edge.engine.summary import ModelSummary
 from edge.engine.terminal import Terminal
 from edge.records import Prediction
-from edge.sinks import Event, EventWriter, Sink, VideoSink, WindowSink, check_writable, write_summary
+from edge.sinks import (Event, EventWriter, Sink, SubtitleSink, VideoSink, WindowSink, check_writable,
+                        write_summary)
 from edge.sources import DecodeOptions, ReconnectPolicy, SourceError, open_source
 from edge.systemd import Watchdog, notify
 
@@ -204,9 +205,11 @@ class Service:
                 log.error("%s: %s", name, error)
         return sources, failures
 
-    def _needs_images(self, camera) -> bool:
-        """A full-size picture is needed for video out, a window or the live page; else planes suffice."""
-        return bool(camera.output.video or camera.output.display or self._http_enabled())
+    @staticmethod
+    def _needs_images(camera) -> bool:
+        """Full pictures for video out or a window; otherwise the decoder's planes go straight into the
+        ring (a live-page viewer asks for pictures while it watches)."""
+        return bool(camera.output.video or camera.output.display)
 
     def _http_enabled(self) -> bool:
         http = getattr(self.config, "http", None)
@@ -288,11 +291,9 @@ class Service:
                                                  include_scores=output.include_scores, overwrite=output.overwrite))
                 subtitles = getattr(output, "subtitles", None)
                 if subtitles:
-                    from edge.sinks.subtitles import SubtitleSink
-
                     own_sinks.append(SubtitleSink(subtitles, camera=name))
                 if output.video:
-                    video = _open_video(output, source)
+                    video = _open_video(camera, source)
                 if output.display:
                     window = WindowSink(f"edge-har: {name}")
             self.lanes[name] = Lane(
@@ -411,9 +412,10 @@ def _open_camera(camera, want_image: bool):
                        read_timeout_s=reconnect.read_timeout_s)
 
 
-def _open_video(output, source):
-    """The annotated video sink."""
-    return VideoSink(output.video, source.fps, source.size)
+def _open_video(camera, source):
+    """The annotated video sink: H.264, at most ``output.video_max_width`` wide, encoded off the lane."""
+    return VideoSink(camera.output.video, source.fps, source.size, max_width=camera.output.video_max_width,
+                     hwaccel=camera.decode.hwaccel, live=source.is_live)
 
 
 def _check_model_matches(camera, info) -> None:

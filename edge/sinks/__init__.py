@@ -6,8 +6,10 @@ JSONL writer, the subtitles, MQTT, the HTTP page and the Prometheus metrics all
 ``handle`` the same events. A sink never stalls a lane: what must arrive is
 spooled, what may be dropped (viewers) is dropped and counted.
 
-Modules: ``jsonl`` (events.jsonl), ``video`` (the annotated video), ``window``
-(a local window), ``summary`` (summary.json and the human summary).
+Modules: ``jsonl`` (events.jsonl), ``video`` (the annotated H.264 video),
+``subtitles`` (WebVTT), ``window`` (a local window), ``summary`` (summary.json
+and the human summary), ``mqtt`` + ``spool`` (MQTT, nothing lost while the
+broker is away), ``prometheus`` (metrics).
 """
 
 from __future__ import annotations
@@ -78,9 +80,10 @@ def check_writable(path, *, input_path=None) -> Path:
 
 
 from edge.sinks.jsonl import EventWriter, event_record  # noqa: E402  (re-exported)
+from edge.sinks.subtitles import SubtitleSink  # noqa: E402
 from edge.sinks.summary import format_summary, write_summary  # noqa: E402
 from edge.sinks.video import VideoSink  # noqa: E402
 from edge.sinks.window import WindowSink  # noqa: E402
 
-__all__ = ["EVENT_KINDS", "Event", "EventWriter", "Sink", "SinkError", "VideoSink", "WindowSink",
+__all__ = ["EVENT_KINDS", "Event", "EventWriter", "Sink", "SinkError", "SubtitleSink", "VideoSink", "WindowSink",
            "check_writable", "event_record", "format_summary", "write_summary"]

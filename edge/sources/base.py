@@ -135,6 +135,8 @@ class Source:
     ``last_frame_monotonic``.
     """
 
+    want_image = True  # BGR images wanted; PyAV sources deliver only yuv420p planes when False
+
     def __init__(self, name: str, *, live: bool, reconnect: ReconnectPolicy = ReconnectPolicy(),
                  sleep: Callable[[float], object] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:

@@ -174,10 +174,10 @@ class PyAVConnection:
     packets but no picture for that long ends, saying why (the decoder's own words).
     """
 
-    def __init__(self, spec: str, name: str, *, hw: _HwChoice, threads: int | None, want_image: bool,
+    def __init__(self, spec: str, name: str, *, hw: _HwChoice, threads: int | None, want_image: Callable[[], bool],
                  open_timeout_s: float | None, read_timeout_s: float | None, no_picture_s: float | None) -> None:
         self._spec, self._name = spec, name
-        self._want_image = want_image
+        self._want_image = want_image  # asked per picture: a viewer may come and go
         self._read_timeout_s = read_timeout_s
         self._no_picture_s = no_picture_s
         self._errors = ffmpeg_errors()
@@ -250,9 +250,10 @@ class PyAVConnection:
         media_s = None
         if frame.pts is not None and self._time_base:  # unset: None, or a falsy AVRational from PyAV 19
             media_s = float((frame.pts - self._start_pts) * self._time_base)
-        planes = _planes(frame) if not self._want_image or _is_plain_yuv420p(frame) else None
+        want_image = self._want_image()
+        planes = _planes(frame) if not want_image or _is_plain_yuv420p(frame) else None
         image = None
-        if self._want_image:
+        if want_image:
             image = np.ascontiguousarray(self._to_bgr.reformat(frame, format="bgr24").to_ndarray())
         return Picture(image, planes, media_s)
 
@@ -335,7 +336,7 @@ class PyAVSource(Source):
         super().__init__(mask_credentials(spec), live=live, reconnect=reconnect, sleep=sleep, clock=clock)
         self._spec = spec
         self._url = is_url(spec)
-        self._want_image = want_image
+        self.want_image = want_image  # may change while running (a live-page viewer comes and goes)
         self._threads = decode.threads
         self._open_timeout_s = open_timeout_s if self._url else None
         self._read_timeout_s = read_timeout_s if self._url else None
@@ -358,7 +359,7 @@ class PyAVSource(Source):
         if self._live:
             no_picture_s = self._read_timeout_s if self._read_timeout_s is not None else 10.0
         return PyAVConnection(self._spec, self.name, hw=self._hw, threads=self._threads,
-                              want_image=self._want_image, open_timeout_s=self._open_timeout_s,
+                              want_image=lambda: self.want_image, open_timeout_s=self._open_timeout_s,
                               read_timeout_s=self._read_timeout_s, no_picture_s=no_picture_s)
 
     def _first_open_error(self, reason: str) -> SourceError:
