@@ -307,6 +307,7 @@ class Service:
         terminal = Terminal(self, interactive=sys.stderr.isatty())
         watchdog_s = {name: float(getattr(lane.camera.reconnect, "watchdog_s", 0) or 0)
                       for name, lane in self.lanes.items()}
+        told = None
         try:
             while not self.stop.event.is_set():
                 if self.mode == "run" and all(lane.done for lane in self.lanes.values()):
@@ -314,6 +315,10 @@ class Service:
                 self._watch(watchdog_s)
                 for lane in self.lanes.values():
                     lane.publish_state()  # a source reconnecting shows between two frames
+                online = sum(lane.state == ONLINE for lane in self.lanes.values())
+                status = f"STATUS={online} of {len(self.lanes)} cameras online"
+                if status != told:  # `systemctl status` shows it
+                    told = status if notify(status) else status
                 terminal.update()
                 self.stop.event.wait(HOUSEKEEPING_S)
         finally:
