@@ -318,7 +318,8 @@ class Service:
                 online = sum(lane.state == ONLINE for lane in self.lanes.values())
                 status = f"STATUS={online} of {len(self.lanes)} cameras online"
                 if status != told:  # `systemctl status` shows it
-                    told = status if notify(status) else status
+                    notify(status)
+                    told = status
                 terminal.update()
                 self.stop.event.wait(HOUSEKEEPING_S)
         finally:
