@@ -23,9 +23,10 @@ import pytest
 from conftest import free_port
 import edge.engine.lane
 import edge.engine.service
+import edge.sources.pyav
 from edge import pipeline
 from edge.config import load_config
-from edge.sources import DEFAULT_FPS, FileSource, Source
+from edge.sources import DEFAULT_FPS, Source
 from edge.synthetic import moving_shapes_frame, write_moving_shapes_video
 
 EDGE_HAR = [sys.executable, "-m", "edge"]
@@ -204,12 +205,13 @@ def test_resolution_change_in_a_real_stream_file(cli, tmp_path, moving_shapes_vi
 
 
 class SizeChangingSource(Source):
-    """A live-like source whose frames change size twice mid-stream (OpenCV rescales files itself)."""
+    """A source whose frames change size twice mid-stream (a decoder would rescale a file itself).
+    Not live, so the lane keeps every frame and the clip plan is exact."""
 
     SIZES = [(160, 120)] * 20 + [(64, 48)] * 20 + [(320, 240)] * 10
 
     def __init__(self):
-        super().__init__("size-changing")
+        super().__init__("size-changing", live=False)
         self._size = self.SIZES[0]
         self._next = 0
 
@@ -250,26 +252,19 @@ def test_resolution_change_mid_stream(tmp_path, demo_xml, compiled_cache, monkey
     assert count_video_frames(tmp_path / "out/annotated.mp4") == 50
 
 
-class _NanFpsCapture:
-    """A real capture that reports fps NaN and no media time, like a broken container."""
+class _NanFpsConnection(edge.sources.pyav.PyAVConnection):
+    """A real decoder connection whose container reports fps NaN and no timestamps, like a broken one."""
 
-    def __init__(self, path):
-        self._capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
-
-    def get(self, prop):
-        if prop in (cv2.CAP_PROP_FPS, cv2.CAP_PROP_POS_MSEC):
-            return float("nan")
-        return self._capture.get(prop)
-
-    def __getattr__(self, name):
-        return getattr(self._capture, name)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reported_fps = float("nan")
+        self._time_base = None  # no pts to trust: media time falls back to index / fps
 
 
 def test_fps_nan_falls_back_and_the_summary_says_so(tmp_path, demo_xml, compiled_cache, moving_shapes_video,
                                                     monkeypatch):
     video = moving_shapes_video(20, 96, 64)
-    monkeypatch.setattr(edge.engine.service, "open_source",
-                        lambda spec, **options: FileSource(spec, capture_factory=_NanFpsCapture))
+    monkeypatch.setattr(edge.sources.pyav, "PyAVConnection", _NanFpsConnection)
     result = pipeline.run(_config(tmp_path, demo_xml, compiled_cache, f"source={video}"), keep_predictions=True)
     summary = json.loads((tmp_path / "out/summary.json").read_text())
     assert summary["input_fps"] == DEFAULT_FPS

@@ -141,7 +141,7 @@ def test_credentials_never_reach_logs_events_summary_or_overlay(tmp_path, demo_x
 
     def open_fake(spec, **options):
         assert spec == url
-        return LiveSource(spec, reconnect=ReconnectPolicy(attempts=1, delay_s=0.01), queue_size=100,
+        return LiveSource(spec, reconnect=ReconnectPolicy(attempts=1, delay_s=0.01),
                           capture_factory=lambda s: next(captures, None), sleep=lambda s: None)
 
     drawn: list[OverlayState] = []

@@ -149,6 +149,7 @@ class Lane:
         self._preprocess_since_clip_ms = 0.0
         self._source_done = False
         self._lane_failed = False
+        self._last_gap = None
         self._final_state = (FINISHED, None)
         self._stopping = threading.Event()
         self._waiting_frames: deque[Frame] = deque()
@@ -280,6 +281,8 @@ class Lane:
                 else:
                     self._on_source_item(*item)
             self._emit_frames(final=True)
+            if self._last_gap is not None:  # after the clips that were in flight, as it happened last
+                self._report_gap(self._last_gap)
             if self.monitor is not None:  # every clip is in: segments end, pending deadlines are settled
                 self._report(self.monitor.on_end(now_iso()))
             self._set_state(*self._final_state)
@@ -391,7 +394,13 @@ class Lane:
         self._final_state = (OFFLINE if source_error else FINISHED, source_error)
 
     def _on_gap(self, gap) -> None:
-        self.reconnects += 1 if not getattr(gap, "gave_up", False) else 0
+        if getattr(gap, "gave_up", False):  # the stream is gone: this gap is the lane's last line
+            self._last_gap = gap
+            return
+        self.reconnects += 1
+        self._report_gap(gap)
+
+    def _report_gap(self, gap) -> None:
         record = self._emit("gap", gap_record(gap, source_name=self.source_name))
         if self.monitor is not None:
             self._report(self.monitor.on_gap(record))
