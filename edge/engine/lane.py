@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 GATED = "gated"  # an outcome the lane makes itself: the clip was too still to infer
 STARTING, ONLINE, RECONNECTING, OFFLINE, FINISHED = "starting", "online", "reconnecting", "offline", "finished"
 ALERT_SECONDS = 5.0  # how long the overlay shows a failed check
+SNAPSHOT_EVERY_S = 1.0  # with nobody watching, the live page's snapshot is refreshed this often
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class Lane:
         self.model_name = model_name
         self.sinks = list(sinks)
         self.video, self.window, self.hub = video, window, hub
+        self._bgr_ring = video is not None or window is not None
+        self._hub_refresh_at = 0.0
         self.live = bool(source.is_live) if source is not None else bool(camera.live)
         self.source_name = source.name if source is not None else str(camera.source)
         self.metrics = Metrics()
@@ -350,10 +353,12 @@ class Lane:
         while not self.ring.can_push():
             self._wait_for_outcome()
         t0 = time.perf_counter_ns()
-        if frame.image is not None:
-            seq = self.ring.push(frame.image)
-        else:
+        # One path per camera, so every clip is made the same way: BGR when the camera writes video or
+        # shows a window (the seed's exact arithmetic), else the decoder's planes when it has them.
+        if frame.planes is not None and (frame.image is None or not self._bgr_ring):
             seq = self.ring.push_yuv(*frame.planes)
+        else:
+            seq = self.ring.push(frame.image)
         elapsed = (time.perf_counter_ns() - t0) / 1e6
         self.metrics.record("preprocess", elapsed)
         self._preprocess_since_clip_ms += elapsed
@@ -473,7 +478,10 @@ class Lane:
     # -- frames out ----------------------------------------------------------------------------
 
     def _wants_frames(self) -> bool:
-        return self.video is not None or self.window is not None or (self.hub is not None and self.hub.viewers > 0)
+        """Pictures are drawn for video out, a window, live-page viewers, and once a second for snapshots."""
+        if self._bgr_ring:
+            return True
+        return self.hub is not None and (self.hub.viewers > 0 or time.monotonic() >= self._hub_refresh_at)
 
     def _emit_frames(self, final: bool) -> None:
         """Draw and write frames whose label is known (batch video: their own clip's; otherwise the latest)."""
@@ -501,6 +509,7 @@ class Lane:
                     self.request_stop()
             if self.hub is not None:
                 self.hub.publish(image)
+                self._hub_refresh_at = time.monotonic() + SNAPSHOT_EVERY_S
             self.metrics.record("overlay_write", (time.perf_counter_ns() - t0) / 1e6)
 
     def _labelled_up_to(self) -> int:
