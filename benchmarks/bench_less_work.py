@@ -80,19 +80,6 @@ def still_motion_clip(seconds: int) -> Path:
     return target
 
 
-def motion_clip(seconds: int) -> Path:
-    """``seconds`` of moving shapes, H.264."""
-    target = common.bench_cache() / f"moving-{WIDTH}x{HEIGHT}-{seconds}s-h264.mp4"
-    if not target.is_file():
-        source = common.bench_video(WIDTH, HEIGHT, FPS * seconds)
-        tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(source), "-c:v", "libx264",
-                        "-preset", "veryfast", "-crf", "23", "-g", "25", "-pix_fmt", "yuv420p", "-f", "mp4",
-                        str(tmp)], check=True)
-        tmp.replace(target)
-    return target
-
-
 def edge_run(work: Path, tag: str, video: Path, model: str, *, mode: str, stride: int = 1,
              min_motion: float = 0.0, with_video: bool = False) -> dict:
     out = work / tag
@@ -140,7 +127,7 @@ def main(argv=None) -> int:
     model = args.model or str(common.demo_onnx())
     scenarios = [s.strip() for s in args.scenarios.split(",")]
     still = still_motion_clip(seconds)
-    moving = motion_clip(seconds)
+    moving = common.h264_video(WIDTH, HEIGHT, seconds)
     runs: dict[str, list[dict]] = {}
     plan = []
     if "gate" in scenarios:

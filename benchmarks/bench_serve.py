@@ -23,7 +23,6 @@ Prints JSON lines (machine, cores, OpenVINO version on each) and a table.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import statistics
@@ -38,19 +37,6 @@ import common  # noqa: E402
 
 SCENARIOS = ("memory", "fairness", "capacity", "holds")
 P99_LIMIT_MS = 500.0
-
-
-def h264_clip(seconds: float = 10.0) -> Path:
-    """A 1920×1080 25 fps H.264 clip (moving shapes, libx264), cached."""
-    target = common.bench_cache() / f"shapes-1920x1080-{int(seconds)}s-h264.mp4"
-    if not target.is_file():
-        source = common.bench_video(1920, 1080, int(seconds * 25))
-        tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(source), "-c:v", "libx264",
-                        "-preset", "veryfast", "-crf", "23", "-g", "25", "-pix_fmt", "yuv420p", "-f", "mp4",
-                        str(tmp)], check=True)
-        tmp.replace(target)
-    return target
 
 
 def _free_port() -> int:
@@ -200,7 +186,7 @@ def main(argv=None) -> int:
         return 1
     seconds = args.seconds or (20.0 if args.quick else 60.0)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    clip = h264_clip()
+    clip = common.h264_video(1920, 1080, 10)
     model = args.model or str(common.demo_onnx())
     int8 = None
     if "capacity" in scenarios or "holds" in scenarios:

@@ -91,6 +91,20 @@ def bench_video(width: int, height: int, frames: int, path=None, fps: float = 25
     return target
 
 
+def h264_video(width: int, height: int, seconds: int, fps: int = 25) -> Path:
+    """``seconds`` of moving shapes as real H.264 (the ffmpeg command, libx264 veryfast, crf 23,
+    GOP 1 s, yuv420p) — what cameras send — cached by size and length."""
+    target = bench_cache() / f"shapes-{width}x{height}-{seconds}s-h264.mp4"
+    if not target.is_file():
+        source = bench_video(width, height, seconds * fps, fps=float(fps))
+        tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(source), "-c:v", "libx264",
+                        "-preset", "veryfast", "-crf", "23", "-g", str(fps), "-pix_fmt", "yuv420p", "-f", "mp4",
+                        str(tmp)], check=True)
+        tmp.replace(target)
+    return target
+
+
 def video_info(path) -> dict:
     import cv2
 

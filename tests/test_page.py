@@ -29,7 +29,8 @@ def site():
     service.hubs["sink"].publish(scene(1))
     service.hubs["kitchen"].publish(scene(7))
     service.emit("prediction", "sink", prediction_record("sink", "washing hands", 0.82))
-    service.cameras["sink"]["activity"] = {"activity": "handwash", "since_s": 12.5, "id": "sink-1"}
+    service.cameras["sink"]["activity"] = {"activity": "handwash", "since_s": 12.5, "id": "sink-1",
+                                         "time_base": "media", "duration_s": 7.0}
     service.cameras["kitchen"].update(state="reconnecting", reason="stream lost: connection reset")
     service.emit("check", "kitchen", check_record("kitchen", "no-smoking", True, reason="no smoking seen",
                                                   wall_time="2026-11-28T08:00:05.000Z"))
@@ -52,7 +53,7 @@ def test_page_shows_every_camera_its_label_activity_and_failed_checks_first(site
         assert '<img alt="sink live" src="/cameras/sink/mjpeg">' in sink
         assert '<img alt="kitchen live" src="/cameras/kitchen/mjpeg">' in kitchen
         assert ">sink<" in sink and ">kitchen<" in kitchen
-        assert "washing hands 82%" in sink and "activity: handwash since t=12.5 s" in sink
+        assert "washing hands 82%" in sink and "activity: handwash for 7 s" in sink
         assert 'class="badge state online">online<' in sink
         assert 'class="badge state reconnecting">reconnecting<' in kitchen and "stream lost" in kitchen
         assert "no prediction yet" in kitchen

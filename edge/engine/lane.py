@@ -563,8 +563,11 @@ class Lane:
             "dropped_frames": self._dropped(),
             "reconnects": self._reconnect_count(),
             "prediction": self.latest_record,
-            "activity": None if segment is None else {"activity": segment["activity"], "id": segment["id"],
-                                                      "since_s": segment["start_time_s"]},
+            "activity": None if segment is None else {
+                "activity": segment["activity"], "id": segment["id"], "since_s": segment["start_time_s"],
+                "time_base": self.monitor.time_base,
+                "duration_s": max(0.0, (time.time() if self.live else (self.monitor.last_time or 0.0))
+                                  - segment["start_time_s"])},
         }
 
     def _dropped(self) -> int:

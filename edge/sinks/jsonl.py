@@ -38,18 +38,24 @@ def _ms(value) -> float | None:
     return round(float(value), 3)
 
 
-def event_record(prediction: Prediction, *, source_name: str, model_name: str, untrained: bool,
-                 include_scores: bool = False) -> dict:
-    """The events.jsonl object for one prediction, keys in DESIGN.md order."""
-    clip = prediction.clip
-    latency = prediction.latency
-    record = {
+def _clip_fields(clip, source_name: str) -> dict:
+    """The keys every prediction line starts with: which source, which clip, which frames and times."""
+    return {
         "source": source_name,
         "clip_index": clip.clip_index,
         "start_frame": clip.start_frame,
         "end_frame": clip.end_frame,
         "start_time_s": round(float(clip.start_time_s), 6),
         "end_time_s": round(float(clip.end_time_s), 6),
+    }
+
+
+def event_record(prediction: Prediction, *, source_name: str, model_name: str, untrained: bool,
+                 include_scores: bool = False) -> dict:
+    """The events.jsonl object for one prediction, keys in DESIGN.md order."""
+    latency = prediction.latency
+    record = {
+        **_clip_fields(prediction.clip, source_name),
         "wall_time": prediction.wall_time or now_iso(),
         "label": prediction.label,
         "score": _score(prediction.score),
@@ -72,12 +78,7 @@ def gated_record(clip, latency, *, source_name: str, model_name: str, untrained:
     """The line for a clip the still-scene gate did not infer: a prediction line with ``"gated": true``,
     ``label`` and ``score`` null and an empty ``top_k``."""
     return {
-        "source": source_name,
-        "clip_index": clip.clip_index,
-        "start_frame": clip.start_frame,
-        "end_frame": clip.end_frame,
-        "start_time_s": round(float(clip.start_time_s), 6),
-        "end_time_s": round(float(clip.end_time_s), 6),
+        **_clip_fields(clip, source_name),
         "wall_time": now_iso(),
         "label": None,
         "score": None,

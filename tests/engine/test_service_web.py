@@ -138,6 +138,8 @@ def test_the_page_shows_both_cameras_live_and_the_failed_check(served, tmp_path)
             match = re.search(rf'<article class="camera" id="camera-{camera}".*?</article>', dom, re.S)
             assert match, camera
             assert f'src="/cameras/{camera}/mjpeg"' in match.group(0) and label in match.group(0)
+        # the colour test model is not the untrained demo model: the notice must not be visible
+        assert browser.evaluate("getComputedStyle(document.getElementById('untrained')).display") == "none"
         failed = re.findall(r'<li class="check failed" data-rule="([\w-]+)">', dom)
         assert failed and set(failed) == {"no-smoking"}
         shot = browser.screenshot(tmp_path / "page.png")
