@@ -15,12 +15,12 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 
 from edge import pipeline
 from edge.config import config_from_mapping
 from edge.engine.signals import StopFlag
+from support_sources import h264_video, rtsp_server  # noqa: F401  (fixtures)
 
 
 def read_lines(path: Path) -> list[dict]:
@@ -220,3 +220,46 @@ def test_serve_keeps_running_after_its_files_end_until_stopped(demo_xml, compile
     assert outcome["result"].summary["state"] == "finished"
     assert [e.record["clip_index"] for e in watcher.events if e.kind == "prediction"] == [0, 1]
     assert len(read_lines(tmp_path / "only.jsonl")) == 2
+
+
+def test_an_rtsp_camera_beside_a_file_reconnects_when_its_server_restarts(demo_xml, compiled_cache, h264_video,
+                                                                           rtsp_server, moving_shapes_video):
+    """RTSP, what cameras speak: GStreamer's RTSP server on 127.0.0.1 serves an H.264 file to one camera
+    while a file camera runs beside it. The server is killed and started again on the same port: the
+    RTSP camera records a gap and its predictions come back; the file camera loses no clip."""
+    from edge.engine.service import Service
+
+    server = rtsp_server(h264_video(250, 160, 120))
+    config = base(demo_xml, compiled_cache)
+    config["output"].update(include_scores=False, log_every_s=3600.0)
+    config.update(sampling={"mode": "rolling", "stride": 8}, http={"enabled": False},
+                  reconnect={"attempts": 40, "delay_s": 0.2, "max_delay_s": 0.5})
+    config["cameras"] = {"door": {"source": str(moving_shapes_video(200, 160, 120, seed=8)),
+                                  "sampling": {"mode": "batch"}},
+                         "entrance": {"source": server.url()}}
+    stop = StopFlag()
+    service = Service(config_from_mapping(config), mode="serve", stop=stop)
+    watcher = Watcher()
+    service.subscribe(watcher)
+    worker = threading.Thread(target=service.run)
+    worker.start()
+
+    def entrance(kind):
+        return [e for e in watcher.events if e.camera == "entrance" and e.kind == kind]
+
+    try:
+        assert watcher.wait_for(lambda events: len(entrance("prediction")) >= 2)
+        server.stop()
+        server.start()
+        assert watcher.wait_for(lambda events: entrance("gap") and
+                                any(e.record["clip_index"] > 0 for e in entrance("prediction")
+                                    if watcher.events.index(e) > watcher.events.index(entrance("gap")[0])))
+        assert watcher.wait_for(lambda events: any(e.camera == "door" and e.kind == "status"
+                                                   and e.record["state"] == "finished" for e in events))
+    finally:
+        stop.request()
+        worker.join(60)
+    states = [e.record["state"] for e in watcher.events if e.camera == "entrance" and e.kind == "status"]
+    assert "reconnecting" in states and states[states.index("reconnecting") + 1] == "online"
+    door = [e.record["clip_index"] for e in watcher.events if e.camera == "door" and e.kind == "prediction"]
+    assert door == list(range(13))  # 200 frames in batch mode: every clip, in order
