@@ -1,3 +1,3 @@
 """edge-har: human activity recognition on video, on an edge box."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

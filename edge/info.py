@@ -36,12 +36,16 @@ def _versions() -> dict:
     import openvino
 
     from edge import __version__
-    from edge.preprocess import IMPLEMENTATION
+    import av
+
+    from edge.preprocess import IMPLEMENTATION, SIMD
 
     return {
         "version": __version__,
         "native": IMPLEMENTATION == "native",
         "implementation": IMPLEMENTATION,
+        "kernel": SIMD,  # "sse2", "scalar" (EDGE_SCALAR=1 builds; ARM) or "numpy"
+        "pyav": av.__version__,
         "openvino": openvino.get_version(),
         "opencv": cv2.__version__,
         "numpy": numpy.__version__,
@@ -125,7 +129,8 @@ def format_info(info: dict) -> str:
     rows = [
         ("edge-har", info.get("version")),
         ("native extension", native),
-        ("preprocessing", info.get("implementation")),
+        ("preprocessing", f"{info.get('implementation')} ({info.get('kernel')} kernel)"),
+        ("PyAV", info.get("pyav")),
         ("OpenVINO", info.get("openvino")),
         ("OpenCV", info.get("opencv")),
         ("NumPy", info.get("numpy")),
