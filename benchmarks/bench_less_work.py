@@ -51,31 +51,22 @@ def still_motion_clip(seconds: int) -> Path:
     target = common.bench_cache() / f"still80-{WIDTH}x{HEIGHT}-{seconds}s.mp4"
     if target.is_file():
         return target
-    from edge.synthetic import write_moving_shapes_video
     import cv2
 
-    moving_path = common.bench_cache() / f".moving-src-{os.getpid()}.mp4"
-    write_moving_shapes_video(moving_path, FPS * seconds, WIDTH, HEIGHT, fps=FPS, seed=3, codec="mp4v")
-    capture = cv2.VideoCapture(str(moving_path))
+    from edge.synthetic import moving_shapes_frame
+
     rng = np.random.default_rng(0)
-    ok, still = capture.read()
-    still = cv2.GaussianBlur(still, (0, 0), 3)
+    still = cv2.GaussianBlur(moving_shapes_frame(0, WIDTH, HEIGHT, seed=3), (0, 0), 3).astype(np.float32)
 
     def frames():
         for index in range(FPS * seconds):
-            ok, moving = capture.read()
             if (index // FPS) % 5 == 4:  # the fifth second of every five moves
-                yield moving
-            else:
-                noise = rng.normal(0.0, 3.0, still.shape)
-                yield np.clip(still + noise, 0, 255).astype(np.uint8)
+                yield moving_shapes_frame(index, WIDTH, HEIGHT, seed=3)
+            else:  # sensor noise, σ 3 grey levels, on a frozen scene
+                yield np.clip(still + rng.normal(0.0, 3.0, still.shape).astype(np.float32), 0, 255).astype(np.uint8)
 
     tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
-    try:
-        _encode(frames(), tmp)
-    finally:
-        capture.release()
-        moving_path.unlink(missing_ok=True)
+    _encode(frames(), tmp)
     tmp.replace(target)
     return target
 
