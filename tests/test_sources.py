@@ -657,6 +657,9 @@ def test_ffmpeg_error_lines_are_kept_masked_and_off_the_terminal(caplog):
         av.logging.log(av.logging.ERROR, "rtsp", "method DESCRIBE failed for 'rtsp://admin:hunter2@127.0.0.1/x'")
     assert errors.mark() > mark
     assert "[rtsp] method DESCRIBE failed for 'rtsp://admin:***@127.0.0.1/x'" in caplog.text
-    assert "hunter2" not in caplog.text
+    # FFmpeg's own record (logger libav.*) stays inside the non-propagating "libav" logger; pytest
+    # >= 9.2 also captures non-propagating loggers, so only the lines edge-har emits are judged here.
+    ours = [r.getMessage() for r in caplog.records if not r.name.startswith("libav")]
+    assert ours and not any("hunter2" in message for message in ours)
     assert all(r.levelno == logging.DEBUG for r in caplog.records if r.name == "edge.sources.ffmpeg")
     assert not logging.getLogger("libav").propagate  # a bad stream's per-packet errors stay off the terminal

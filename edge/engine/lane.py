@@ -404,6 +404,7 @@ class Lane:
             return
         self.reconnects += 1
         self._report_gap(gap)
+        self.publish_state()  # the source is online again: say so now, not at the next housekeeping tick
 
     def _report_gap(self, gap) -> None:
         record = self._emit("gap", gap_record(gap, source_name=self.source_name))
