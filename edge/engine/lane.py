@@ -162,7 +162,6 @@ class Lane:
         self._alert: tuple[str, float] | None = None
         self.gated_clips = 0
         self.reconnects = 0
-        self.frames_out = 0
         self._threads: list[threading.Thread] = []
         self._started = False
         scheduler.register(self.name, self.live, self.inbox.put)
