@@ -328,6 +328,8 @@ class Lane:
     def _on_frame(self, frame: Frame, queued_ns: int) -> None:
         if self._state == STARTING:
             self._set_state(ONLINE)
+        elif self._published_state is not None and self._published_state[0] != ONLINE:
+            self.publish_state()  # frames again after a reconnection: online now, not at the next tick
         self.metrics.count_frame(frame.time_s)
         self.source.want_image = self._wants_frames()  # full pictures only while something shows them
         if self.sampler.wants(frame.index):
