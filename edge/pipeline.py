@@ -8,7 +8,8 @@ each camera is a lane, one compiled model serves them all.
 
 from __future__ import annotations
 
-from edge.engine.service import RunResult, Service, sample_clip_path
+from edge.config import sample_clip_path
+from edge.engine.service import RunResult, Service
 from edge.engine.signals import StopFlag
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.resources
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -26,9 +27,9 @@ _ORDER = ("model", "inference", "sampling", "preprocess", "postprocess", "gating
 _SECRETS = ("mqtt.password", "http.token")
 
 
-def sample_clip_path() -> str:
-    """The short clip that ships with the package, used when no source is configured."""
-    return str(importlib.resources.files("edge") / "data" / "sample.mp4")
+def sample_clip_path() -> Path:
+    """The short clip that ships with the package, used when a camera has no source."""
+    return Path(str(importlib.resources.files("edge") / "data" / "sample.mp4"))
 
 
 def _section(config: ServiceConfig | CameraConfig, name: str) -> Any:
@@ -72,7 +73,7 @@ def _camera_overrides(config: ServiceConfig, camera: CameraConfig) -> dict:
 def _resolved_camera(camera: CameraConfig, notes: dict[str, str], prefix: str, full: bool) -> dict:
     entry: dict[str, Any] = {}
     if camera.source is None:
-        entry["source"] = sample_clip_path()
+        entry["source"] = str(sample_clip_path())
         notes[f"{prefix}source"] = "null: the bundled sample clip"
     else:
         entry["source"] = camera.source
@@ -87,20 +88,16 @@ def _resolved_camera(camera: CameraConfig, notes: dict[str, str], prefix: str, f
 def _resolved_model_path(notes: dict[str, str]) -> str | None:
     """The model that ``model.path: null`` means, found without building anything."""
     try:
-        from pathlib import Path
+        from edge.models.paths import demo_model_file, fetched_model_file, is_built
 
-        from edge.models.paths import DEMO_MODEL, REAL_MODEL, models_dir
-        from edge.models.registry import get_entry
-
-        real = models_dir() / REAL_MODEL / Path(get_entry(REAL_MODEL).filename).with_suffix(".xml")
-        demo = models_dir() / DEMO_MODEL / f"{DEMO_MODEL}.xml"
+        real, demo = fetched_model_file(), demo_model_file()
     except Exception:  # the manifest cannot be read: say what null means, nothing more
         notes["model.path"] = "the fetched real model, else the untrained demo model"
         return None
     if real.is_file():
         notes["model.path"] = "null: the fetched real model"
         return str(real)
-    if demo.is_file() and demo.with_suffix(".bin").is_file():
+    if is_built(demo):
         notes["model.path"] = "null: the untrained demo model (no real model fetched)"
         return str(demo)
     notes["model.path"] = f"the untrained demo model, built on first use in {demo.parent}"

@@ -311,10 +311,9 @@ class CameraConfig(Section):
         return source_kind(self.source)
 
 
-class GlobalSections(Section):
-    """The top level of the file without ``cameras:`` (validated first, then each camera)."""
+class _SharedSections(Section):
+    """The sections the top level of the file and the resolved service both hold."""
 
-    source: Source = Field(None, description="single-camera shorthand (without cameras:); null = the bundled sample")
     model: ModelConfig = ModelConfig()
     inference: InferenceConfig = InferenceConfig()
     sampling: SamplingConfig = SamplingConfig()
@@ -337,30 +336,23 @@ class GlobalSections(Section):
         return data
 
 
+class GlobalSections(_SharedSections):
+    """The top level of the file without ``cameras:`` (validated first, then each camera)."""
+
+    source: Source = Field(None, description="single-camera shorthand (without cameras:); null = the bundled sample")
+
+
 _COMPARED = ("model", "inference", "sampling", "preprocess", "postprocess", "gating", "decode", "output",
              "reconnect", "activities", "rules", "mqtt", "http", "cameras", "single_camera")
 
 
-class ServiceConfig(Section):
+class ServiceConfig(_SharedSections):
     """What runs: the shared sections, the top-level defaults, and every camera (≥ 1, in file order).
 
     ``origin`` (the file, ``--set`` or ``<mapping>``) and which values came from ``${VAR}`` are
     not part of equality.
     """
 
-    model: ModelConfig = ModelConfig()
-    inference: InferenceConfig = InferenceConfig()
-    sampling: SamplingConfig = SamplingConfig()
-    preprocess: PreprocessConfig = PreprocessConfig()
-    postprocess: PostprocessConfig = PostprocessConfig()
-    gating: GatingConfig = GatingConfig()
-    decode: DecodeConfig = DecodeConfig()
-    output: OutputConfig = OutputConfig()
-    reconnect: ReconnectConfig = ReconnectConfig()
-    activities: dict[str, ActivityConfig] = {}
-    rules: tuple[RuleConfig, ...] = ()
-    mqtt: MqttConfig = MqttConfig()
-    http: HttpConfig = HttpConfig()
     cameras: dict[str, CameraConfig]
     single_camera: bool = True
     origin: str | None = None

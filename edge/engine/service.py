@@ -21,9 +21,9 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
+from edge.config import sample_clip_path
 from edge.engine.frames import FrameHub
 from edge.engine.lane import ONLINE, Lane
 from edge.engine.scheduler import Scheduler
@@ -43,11 +43,6 @@ EXIT_CAMERA_FAILED = 3  # a camera could not be opened or its stream was lost; w
 UNTRAINED_WARNING = "untrained demo model: its labels are meaningless (fetch the real one: edge-har model fetch)"
 RECENT_EVENTS = 500
 HOUSEKEEPING_S = 0.5
-
-
-def sample_clip_path() -> Path:
-    """The short clip that ships with the package, used when a camera has no source."""
-    return Path(str(resources.files("edge") / "data" / "sample.mp4"))
 
 
 @dataclass
@@ -95,6 +90,7 @@ class Service:
         self.ready = False
         self.registry = _new_registry()
         self._http = None
+        self._prometheus = None
 
     # -- what the side systems read ----------------------------------------------------------
 
@@ -252,8 +248,6 @@ class Service:
         observe = getattr(self._prometheus, "observe_queue_wait", None)
         if observe is not None:
             observe(lane, queue_wait_s)
-
-    _prometheus = None
 
     def _start_side_systems(self) -> None:
         """Prometheus metrics always (the registry is the service's own); MQTT and HTTP when configured."""
@@ -435,4 +429,4 @@ def _check_model_matches(camera, info) -> None:
                           f"{info.size}×{info.size} frames")
 
 
-__all__ = ["EXIT_CAMERA_FAILED", "RunResult", "Service", "sample_clip_path"]
+__all__ = ["EXIT_CAMERA_FAILED", "RunResult", "Service"]

@@ -37,21 +37,38 @@ def compiled_cache_dir(cache_dir=None) -> Path:
     return (Path(cache_dir) if cache_dir else edge_home()) / "compiled"
 
 
-def default_model_path(cache_dir=None) -> Path:
-    """The fetched real model's IR if present, else the demo IR (seed 0), built and cached on first use."""
+def fetched_model_file(name: str = REAL_MODEL, cache_dir=None) -> Path:
+    """Where ``edge-har model fetch NAME`` leaves the model's IR (it may not be there yet)."""
     from edge.models.registry import get_entry
 
-    real = models_dir(cache_dir) / REAL_MODEL / Path(get_entry(REAL_MODEL).filename).with_suffix(".xml")
-    if real.is_file():
-        return real
-    demo_dir = models_dir(cache_dir) / DEMO_MODEL
-    demo = demo_dir / f"{DEMO_MODEL}.xml"
-    if demo.is_file() and demo.with_suffix(".bin").is_file():
+    return models_dir(cache_dir) / name / Path(get_entry(name).filename).with_suffix(".xml")
+
+
+def demo_model_file(cache_dir=None) -> Path:
+    """Where the demo IR (seed 0) is built on first use (it may not be there yet)."""
+    return models_dir(cache_dir) / DEMO_MODEL / f"{DEMO_MODEL}.xml"
+
+
+def is_built(xml: Path) -> bool:
+    return xml.is_file() and xml.with_suffix(".bin").is_file()
+
+
+def demo_model_path(cache_dir=None) -> Path:
+    """The demo IR (seed 0), built and cached on first use."""
+    demo = demo_model_file(cache_dir)
+    if is_built(demo):
         return demo
     from edge.models.demo import save_demo_model
 
-    logging.getLogger(__name__).info("no model fetched: building the untrained demo model in %s (first run only)", demo_dir)
-    return save_demo_model(demo_dir, seed=0)
+    logging.getLogger(__name__).info("no model fetched: building the untrained demo model in %s (first run only)",
+                                     demo.parent)
+    return save_demo_model(demo.parent, seed=0)
+
+
+def default_model_path(cache_dir=None) -> Path:
+    """The fetched real model's IR if present, else the demo IR (seed 0), built and cached on first use."""
+    real = fetched_model_file(REAL_MODEL, cache_dir)
+    return real if real.is_file() else demo_model_path(cache_dir)
 
 
 def named_model_path(name: str, cache_dir=None) -> Path | None:
@@ -65,18 +82,11 @@ def named_model_path(name: str, cache_dir=None) -> Path | None:
     if name not in known_models():
         return None
     if name == DEMO_MODEL:
-        demo_dir = models_dir(cache_dir) / DEMO_MODEL
-        demo = demo_dir / f"{DEMO_MODEL}.xml"
-        if demo.is_file() and demo.with_suffix(".bin").is_file():
-            return demo
-        from edge.models.demo import save_demo_model
-
-        return save_demo_model(demo_dir, seed=0)
-    from edge.models.loading import ModelError
-    from edge.models.registry import get_entry
-
-    fetched = models_dir(cache_dir) / name / Path(get_entry(name).filename).with_suffix(".xml")
+        return demo_model_path(cache_dir)
+    fetched = fetched_model_file(name, cache_dir)
     if not fetched.is_file():
+        from edge.models.loading import ModelError
+
         raise ModelError(f"model {name} is not fetched yet: run `edge-har model fetch {name}`")
     return fetched
 
