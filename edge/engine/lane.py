@@ -120,7 +120,7 @@ class Lane:
         self.model_name = model_name
         self.sinks = list(sinks)
         self.video, self.window, self.hub = video, window, hub
-        self._bgr_ring = video is not None or window is not None
+        self._bgr_ring = needs_pictures(camera)
         self._hub_refresh_at = 0.0
         self.live = bool(source.is_live) if source is not None else bool(camera.live)
         self.source_name = source.name if source is not None else str(camera.source)
@@ -603,6 +603,13 @@ class Lane:
 
     def frames_written(self) -> int:
         return int(getattr(self.video, "frames_written", 0) or 0) if self.video is not None else 0
+
+
+def needs_pictures(camera) -> bool:
+    """Full BGR pictures for video out or a window, and the ring fed from them (the seed's exact
+    arithmetic); otherwise the decoder's planes go straight into the ring (a live-page viewer asks
+    for pictures only while it watches)."""
+    return bool(camera.output.video or camera.output.display)
 
 
 def _make_monitor(camera, labels, time_base: str, checks, run_id: str):

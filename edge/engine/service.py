@@ -25,7 +25,7 @@ from pathlib import Path
 
 from edge.config import sample_clip_path
 from edge.engine.frames import FrameHub
-from edge.engine.lane import ONLINE, Lane
+from edge.engine.lane import ONLINE, Lane, needs_pictures
 from edge.engine.scheduler import Scheduler
 from edge.engine.signals import StopFlag
 from edge.engine.summary import ModelSummary
@@ -193,19 +193,13 @@ class Service:
         single = len(self.config.cameras) == 1 and self.mode == "run"
         for name, camera in self.config.cameras.items():
             try:
-                sources[name] = _open_camera(camera, want_image=self._needs_images(camera))
+                sources[name] = _open_camera(camera, want_image=needs_pictures(camera))
             except SourceError as error:
                 if single:
                     raise
                 failures[name] = str(error)
                 log.error("%s: %s", name, error)
         return sources, failures
-
-    @staticmethod
-    def _needs_images(camera) -> bool:
-        """Full pictures for video out or a window; otherwise the decoder's planes go straight into the
-        ring (a live-page viewer asks for pictures while it watches)."""
-        return bool(camera.output.video or camera.output.display)
 
     def _http_enabled(self) -> bool:
         http = getattr(self.config, "http", None)
