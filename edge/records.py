@@ -19,7 +19,8 @@ class Frame:
     container's pts; live: seconds since the first frame). ``image`` is BGR ``uint8``
     H×W×3 C-contiguous, or None when the source delivered ``planes`` only; ``planes``
     are yuv420p Y, U, V (``uint8`` 2-D, possibly strided views). A frame always has
-    ``image`` or ``planes`` (or both). ``wall_s`` is ``time.time()`` at decode.
+    ``image`` or ``planes`` (or both). ``wall_s`` is ``time.time()`` at decode. ``decode_ms``
+    is the decoder's own time for it (None when reading and decoding are one call, as in cv2).
     """
 
     index: int
@@ -27,6 +28,7 @@ class Frame:
     image: np.ndarray | None = field(repr=False, compare=False)
     wall_s: float = 0.0
     planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    decode_ms: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import openvino as ov
 import pytest
 
 import edge.preprocess
-import edge.engine.lane
+import edge.engine.build
 import edge.engine.service
 from edge import pipeline
 from edge.config import config_from_mapping
@@ -134,7 +134,7 @@ def run_case(demo_xml, compiled_cache, moving_shapes_video, tmp_path_factory):
             })
             with pytest.MonkeyPatch.context() as patch:
                 if case.hotpath != "default":
-                    patch.setattr(edge.engine.lane, "ClipRing", edge.preprocess.implementation(case.hotpath).ClipRing)
+                    patch.setattr(edge.engine.build, "ClipRing", edge.preprocess.implementation(case.hotpath).ClipRing)
                 result = pipeline.run(config, keep_predictions=True)
             lines = (out / "events.jsonl").read_text(encoding="utf-8").splitlines()
             events = [json.loads(line) for line in lines]

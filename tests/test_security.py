@@ -21,7 +21,8 @@ from hypothesis.extra import numpy as hnp
 
 import edge
 from conftest import free_port
-import edge.engine.lane
+import edge.engine.output
+import edge.engine.build
 import edge.engine.service
 from edge import pipeline
 from edge.config import ConfigError, load_config
@@ -145,14 +146,14 @@ def test_credentials_never_reach_logs_events_summary_or_overlay(tmp_path, demo_x
                           capture_factory=lambda s: next(captures, None), sleep=lambda s: None)
 
     drawn: list[OverlayState] = []
-    real_draw = edge.engine.lane.draw_overlay
+    real_draw = edge.engine.output.draw_overlay
 
     def spy_draw(image, state):
         drawn.append(state)
         real_draw(image, state)
 
-    monkeypatch.setattr(edge.engine.service, "open_source", open_fake)
-    monkeypatch.setattr(edge.engine.lane, "draw_overlay", spy_draw)
+    monkeypatch.setattr(edge.engine.build, "open_source", open_fake)
+    monkeypatch.setattr(edge.engine.output, "draw_overlay", spy_draw)
     out = tmp_path / "out"
     config = load_config(None, [f"source={url}", f"model.path={demo_xml}", f"inference.cache_dir={compiled_cache}",
                                 f"output.events={out / 'events.jsonl'}", f"output.summary={out / 'summary.json'}",

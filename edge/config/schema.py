@@ -69,6 +69,8 @@ class InferenceConfig(Section):
     num_requests: AutoOrInteger(1) = Field(None, description="parallel inference requests; auto (stored None) "
                                                              "= the device's optimum")
     cache_dir: OptionalPath = Field(None, description="OpenVINO compiled-model cache folder; null = none")
+    max_wait_ms: Integer(0) = Field(400, description="how long a live camera's clip may wait for an inference "
+                                                     "request before a fresher clip replaces it")
 
 
 class SamplingConfig(Section):

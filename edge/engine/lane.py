@@ -1,17 +1,18 @@
-"""One camera's lane: reader → sampler → clip ring → (shared scheduler) → postprocess → activities → sinks.
+"""One camera's lane: input → clip stage → (shared scheduler) → reporter → frame output.
 
-Two threads per camera. The **reader** iterates the source (decoding happens
-there) and puts frames and gaps on the lane's inbox: a file waits for a free
-frame slot (nothing is lost), a live camera drops the frame and counts it when
-the lane is behind (it keeps the freshest). The **lane thread** takes the inbox
-in order — frames, gaps, the end of the source, and the inference outcomes the
-scheduler addresses to this lane — so every stage runs on one thread and needs
-no lock: preprocess into the ring, plan clips, offer them to the shared
-scheduler, put outcomes back in clip order, postprocess, track activities,
-write events, draw and write frames.
+Two threads per camera. The **reader** (``LaneInput``) iterates the source and hands
+frames, gaps and the end of the source to the lane's inbox. The **lane thread** runs the
+short loop below over that inbox, which also receives the scheduler's outcomes addressed
+to this lane, so every part runs on one thread and needs no lock:
 
-A lane never reaches into another lane; what it reports goes through ``emit``
-(the service routes events to this camera's sinks and to the side systems).
+- a frame goes to the ``ClipStage`` (ring, sampler, gate, tickets) and the ``FrameOutput``;
+- an outcome is settled by the clip stage, which hands complete clips, in clip order, to
+  the ``Reporter`` (postprocess → prediction line → activities → checks → ``emit``);
+- a gap goes to the reporter; the end of the source ends the loop once no clip is in flight.
+
+The camera's ``Health`` (state, reason, counters) is moved by the source on the reader
+thread; the lane only listens, and moves it itself when the lane fails or ends. A lane never
+reaches into another; what it reports goes through ``emit``.
 """
 
 from __future__ import annotations
@@ -21,603 +22,282 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
 
-
-from edge.engine.scheduler import FAILED, SKIPPED, Outcome, Ticket
+from edge.engine.clips import ClipStage
+from edge.engine.input import LIVE_ITEMS, Arrival, LaneInput, SourceDone
+from edge.engine.output import FrameOutput
+from edge.engine.reporter import Reporter
+from edge.engine.scheduler import Outcome
 from edge.engine.summary import CameraSummary
+from edge.health import CameraState, Health
 from edge.metrics import Metrics
-from edge.overlay import draw_overlay, overlay_state
-from edge.postprocess import ClipOrder, Postprocessor, now_iso
-from edge.preprocess import IMPLEMENTATION, ClipRing
-from edge.records import Frame, Prediction, StageLatency
-from edge.sampling import ClipSampler, PlannedClip
+from edge.overlay import overlay_state
+from edge.postprocess import now_iso
+from edge.preprocess import IMPLEMENTATION
+from edge.records import Frame
 from edge.sinks import Event
-from edge.sinks.jsonl import event_record, gap_record, gated_record
-from edge.sinks.video import resize_for_video
 
 log = logging.getLogger(__name__)
-
-GATED = "gated"  # an outcome the lane makes itself: the clip was too still to infer
-STARTING, ONLINE, RECONNECTING, OFFLINE, FINISHED = "starting", "online", "reconnecting", "offline", "finished"
-ALERT_SECONDS = 5.0  # how long the overlay shows a failed check
-SNAPSHOT_EVERY_S = 1.0  # with nobody watching, the live page's snapshot is refreshed this often
-
-
-@dataclass(frozen=True)
-class _SourceDone:
-    error: str | None = None
-
-
-class _LiveBuffer:
-    """Between a live camera's reader and its lane: the newest ``capacity`` frames, oldest dropped first.
-
-    Gaps and the end of the source are kept in order with the frames and never dropped. The
-    reader puts one wake-up token on the lane's inbox when the buffer goes from empty to not
-    empty; the lane then takes everything buffered.
-    """
-
-    def __init__(self, capacity: int, wake) -> None:
-        self._items: deque = deque()
-        self._frames = 0
-        self._capacity = capacity
-        self._wake = wake
-        self._lock = threading.Lock()
-        self.dropped = 0
-
-    def put(self, item) -> None:
-        with self._lock:
-            if isinstance(item[0], Frame) and self._frames >= self._capacity:
-                for index, (payload, _) in enumerate(self._items):
-                    if isinstance(payload, Frame):
-                        del self._items[index]
-                        self._frames -= 1
-                        self.dropped += 1  # the lane is behind: keep the freshest frames
-                        break
-            self._items.append(item)
-            self._frames += isinstance(item[0], Frame)
-            wake = len(self._items) == 1
-        if wake:
-            self._wake(_LIVE_FRAMES)
-
-    def take(self) -> list:
-        with self._lock:
-            items = list(self._items)
-            self._items.clear()
-            self._frames = 0
-            return items
-
-
-_LIVE_FRAMES = object()  # inbox token: the live buffer has items
-LIVE_BUFFER_FRAMES = 8   # ~0.3 s at 25 fps
-
-
-@dataclass
-class _Pending:
-    planned: PlannedClip
-    lease: object | None
-    preprocess_ms: float
-    newest_frame_ns: int
 
 
 class Lane:
     """One camera. ``start()`` its threads, ``request_stop()`` (signal-safe), ``join()``, ``summary()``.
 
-    ``source`` is an opened source, or None with ``source_error`` (the camera is
-    then ``offline`` from the start and the other cameras carry on).
+    Built by ``edge.engine.build``: ``input`` is None (with ``health`` already ``offline``)
+    when the camera's source could not be opened; the other cameras carry on.
     """
 
-    def __init__(self, camera, *, source, info, scheduler, max_in_flight: int, emit, run_id: str,
-                 model_name: str, sinks=(), video=None, window=None, hub=None, checks=None,
-                 source_error: str | None = None, keep_predictions: bool = False) -> None:
+    def __init__(self, camera, *, health: Health, input: LaneInput | None, clips: ClipStage, reporter: Reporter,
+                 output: FrameOutput, sinks=(), emit, metrics: Metrics, inbox: queue.Queue) -> None:
         self.camera = camera
         self.name = camera.name
-        self.source = source
-        self.info = info
-        self.scheduler = scheduler
-        self.emit = emit
-        self.run_id = run_id
-        self.model_name = model_name
+        self.health = health
+        self.input = input
+        self.clips = clips
+        self.reporter = reporter
+        self.output = output
         self.sinks = list(sinks)
-        self.video, self.window, self.hub = video, window, hub
-        self._bgr_ring = needs_pictures(camera)
-        self._hub_refresh_at = 0.0
-        self.live = bool(source.is_live) if source is not None else bool(camera.live)
-        self.source_name = source.name if source is not None else str(camera.source)
-        self.metrics = Metrics()
-        self.warnings: list[str] = []
-        self.predictions: list[Prediction] = [] if keep_predictions else None
-        self._state = STARTING if source is not None else OFFLINE
-        self._state_reason = source_error
-        self._state_lock = threading.Lock()
-        self._published_state: tuple | None = None
-        sampling = camera.sampling
-        self.sampler = ClipSampler(sampling.mode, sampling.clip_len, sampling.frame_step, sampling.stride)
-        mean = camera.preprocess.mean if camera.preprocess.mean is not None else info.mean
-        self.ring = ClipRing(clip_len=sampling.clip_len, size=camera.preprocess.size,
-                             capacity=self.sampler.ring_capacity(max_in_flight),
-                             mean=tuple(mean), interpolation=camera.preprocess.interpolation)
-        post = camera.postprocess
-        self.postprocessor = Postprocessor(list(info.labels), top_k=post.top_k, smoothing=str(post.smoothing),
-                                           threshold=post.threshold)
-        self.min_motion = float(camera.gating.min_motion)
-        self.monitor = _make_monitor(camera, info.labels, "wall" if self.live else "media", checks, run_id)
-        self.inbox: queue.Queue = queue.Queue()
+        self.metrics = metrics
+        self.inbox = inbox
+        self.live = bool(camera.live)
+        self.source_name = reporter.source_name
+        self._emit = emit
         self._deferred: deque = deque()
-        self._frame_slots = threading.Semaphore(4)  # a file's frames between the reader and the lane
-        self._live_buffer = _LiveBuffer(LIVE_BUFFER_FRAMES, self.inbox.put) if self.live else None
-        self._pending: dict[int, _Pending] = {}
-        self._order = ClipOrder()
-        self._next_ticket = 0
-        self._preprocess_since_clip_ms = 0.0
         self._source_done = False
-        self._lane_failed = False
+        self._final: tuple[CameraState, str | None] = (CameraState.FINISHED, None)
         self._last_gap = None
-        self._final_state = (FINISHED, None)
         self._stopping = threading.Event()
-        self._waiting_frames: deque[Frame] = deque()
-        self.latest: Prediction | None = None
-        self.latest_record: dict | None = None
-        self._latest_gated = False
-        self._alert: tuple[str, float] | None = None
-        self.gated_clips = 0
-        self.reconnects = 0
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
         self._started = False
-        scheduler.register(self.name, self.live, self.inbox.put)
 
-    # -- state ---------------------------------------------------------------------------------
-
-    @property
-    def state(self) -> str:
-        """The camera's state: the lane's own, or the source's while it reconnects."""
-        own = self._state
-        if own in (STARTING, ONLINE) and getattr(self.source, "state", None) == RECONNECTING:
-            return RECONNECTING
-        return own
+    # -- what others read ----------------------------------------------------------------------
 
     @property
-    def state_reason(self) -> str | None:
-        if self.state == RECONNECTING and self._state != RECONNECTING:
-            return getattr(self.source, "state_reason", None)
-        return self._state_reason
+    def source(self):
+        return self.input.source if self.input is not None else None
 
-    def _set_state(self, state: str, reason: str | None = None) -> None:
-        self._state, self._state_reason = state, reason
-        self.publish_state()
-
-    def publish_state(self) -> None:
-        """Emit a status event if the camera's state changed since the last one (any thread)."""
-        with self._state_lock:
-            current = (self.state, self.state_reason)
-            if current == self._published_state:
-                return
-            self._published_state = current
-        self.emit(Event("status", self.name, {"event": "status", "camera": self.name, "state": current[0],
-                                              "reason": current[1], "wall_time": now_iso(), "run_id": self.run_id}))
+    @property
+    def state(self) -> CameraState:
+        return self.health.state
 
     @property
     def done(self) -> bool:
-        return self._started and not any(thread.is_alive() for thread in self._threads)
+        threads = [t for t in (self._thread, self.input.thread if self.input else None) if t is not None]
+        return self._started and not any(thread.is_alive() for thread in threads)
 
-    def last_frame_age_s(self) -> float | None:
-        """Seconds since the reader last produced a frame (None before the first)."""
-        last = getattr(self.source, "last_frame_monotonic", None) if self.source is not None else None
-        return None if not last else time.monotonic() - last
+    @property
+    def warnings(self) -> list[str]:
+        return self.reporter.warnings
 
     # -- threads -------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._started = True
-        self.publish_state()
-        if self.source is None:
+        self.health.listen(self._on_health)
+        if self.input is None:
             self._close_sinks()
             return
-        for target, role in ((self._read, "reader"), (self._work, "lane")):
-            thread = threading.Thread(target=target, name=f"{role}-{self.name}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        self._thread = threading.Thread(target=self._work, name=f"lane-{self.name}", daemon=True)
+        self._thread.start()
+        self.input.start(self.name)
 
     def request_stop(self) -> None:
         """Stop reading soon; in-flight clips are finished. Only sets flags: safe in a signal handler."""
         self._stopping.set()
-        if self.source is not None:
-            self.source.request_stop()
+        if self.input is not None:
+            self.input.request_stop()
 
     def restart_source(self, reason: str) -> None:
         """The watchdog's call: the source reconnects (recorded as a gap)."""
-        restart = getattr(self.source, "restart", None)
-        if restart is not None:
-            restart(reason)
+        if self.input is not None:
+            self.input.source.restart(reason)
 
     def join(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        return not any(thread.is_alive() for thread in self._threads)
+        for thread in (self._thread, self.input.thread if self.input else None):
+            if thread is not None:
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return self.done
 
-    def _read(self) -> None:
-        error = None
-        frames = iter(self.source)
-        deliver = self._live_buffer.put if self._live_buffer is not None else self.inbox.put
+    def _on_health(self, state: CameraState, reason: str | None) -> None:
+        self._emit(Event("status", self.name, {"event": "status", "camera": self.name, "state": state.value,
+                                               "reason": reason, "wall_time": now_iso(),
+                                               "run_id": self.reporter.run_id}))
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _work(self) -> None:
         try:
-            while True:
-                t0 = time.perf_counter_ns()
-                item = next(frames, None)
-                if item is None:
-                    break
-                if isinstance(item, Frame):
-                    self.metrics.record("decode", (time.perf_counter_ns() - t0) / 1e6)
-                    if self._live_buffer is None:
-                        self._frame_slots.acquire()  # a file waits: no frame is lost
-                if self._stopping.is_set() and self._lane_failed:
-                    break
-                deliver((item, time.perf_counter_ns()))
-        except Exception as exc:  # a decoder fault must end this camera cleanly, not silently
-            error = f"{self.source_name}: reading failed: {type(exc).__name__}: {exc}"
-            log.error(error)
+            while not (self._source_done and not self.clips.in_flight and not self._deferred):
+                self._handle(self._next_item())
+            self.output.flush(final=True)
+            if self._last_gap is not None:  # after the clips that were in flight, as it happened last
+                self.reporter.on_gap(self._last_gap)
+            self.reporter.on_end()
+            self.health.set(*self._final)
+        except Exception as exc:  # a bug in one lane must not take the service down unseen
+            log.exception("%s: lane stopped: %s", self.name, exc)
+            self.reporter.warn(f"{self.name}: lane stopped: {type(exc).__name__}: {exc}")
+            self.health.set(CameraState.OFFLINE, f"internal error: {exc}")
+            self._stopping.set()
+            self.input.abandon()
+            self._drain_after_error()
         finally:
-            deliver((_SourceDone(error), time.perf_counter_ns()))
+            self._close_sinks()
 
     def _next_item(self):
         """The next thing to handle. A live camera with a check deadline pending wakes for it."""
         if self._deferred:
             return self._deferred.popleft()
         while True:
-            deadline = self.monitor.next_deadline() if self.monitor is not None and self.live else None
+            deadline = self.reporter.next_deadline()
             if deadline is None:
                 return self.inbox.get()
             try:
                 return self.inbox.get(timeout=max(0.0, deadline - time.time()) + 0.01)
             except queue.Empty:  # an absence: the deadline passed with no prediction to carry it
-                self._report(self.monitor.on_clock(time.time(), now_iso()))
+                self.reporter.on_clock()
 
-    def _work(self) -> None:
-        try:
-            while not (self._source_done and not self._pending and not self._deferred):
-                item = self._next_item()
-                if isinstance(item, Outcome):
-                    self._on_outcome(item)
-                elif item is _LIVE_FRAMES:
-                    self._deferred.extend(self._live_buffer.take())
-                else:
-                    self._on_source_item(*item)
-            self._emit_frames(final=True)
-            if self._last_gap is not None:  # after the clips that were in flight, as it happened last
-                self._report_gap(self._last_gap)
-            if self.monitor is not None:  # every clip is in: segments end, pending deadlines are settled
-                self._report(self.monitor.on_end(now_iso()))
-            self._set_state(*self._final_state)
-        except Exception as exc:  # a bug in one lane must not take the service down unseen
-            log.exception("%s: lane stopped: %s", self.name, exc)
-            self._warn(f"{self.name}: lane stopped: {type(exc).__name__}: {exc}")
-            self._lane_failed = True
-            self._set_state(OFFLINE, f"internal error: {exc}")
-            self.request_stop()
-            self._frame_slots.release(64)  # a file reader waiting for a slot must see the stop
-            self._drain_after_error()
-        finally:
-            self._close_sinks()
-
-    def _on_source_item(self, payload, queued_ns: int) -> None:
-        if isinstance(payload, Frame):
+    def _handle(self, item) -> None:
+        if isinstance(item, Outcome):
+            self.clips.settle(item)
+        elif item is LIVE_ITEMS:
+            self._deferred.extend(self.input.take_live())
+        elif isinstance(item.item, Frame):
             try:
-                self._on_frame(payload, queued_ns)
+                self._on_frame(item)
             finally:
-                if self._live_buffer is None:
-                    self._frame_slots.release()
-        elif isinstance(payload, _SourceDone):
-            self._on_source_done(payload)
+                self.input.frame_done()
+        elif isinstance(item.item, SourceDone):
+            self._on_source_done(item.item)
         else:
-            self._on_gap(payload)
+            self._on_gap(item.item)
 
-    def _drain_after_error(self) -> None:
-        """After a fault, give every lease back as its outcome arrives so the shared queue is not blocked."""
-        self.scheduler.unregister(self.name)
-        while self._pending:
-            item = self._next_item()
-            if isinstance(item, Outcome):
-                entry = self._pending.pop(item.ticket.number, None)
-                if entry is not None and entry.lease is not None:
-                    self.ring.release(entry.lease)
-            elif isinstance(item, tuple) and isinstance(item[0], Frame) and self._live_buffer is None:
-                self._frame_slots.release()
-
-    # -- frames --------------------------------------------------------------------------------
-
-    def _on_frame(self, frame: Frame, queued_ns: int) -> None:
-        if self._state == STARTING:
-            self._set_state(ONLINE)
-        elif self._published_state is not None and self._published_state[0] != ONLINE:
-            self.publish_state()  # frames again after a reconnection: online now, not at the next tick
+    def _on_frame(self, arrival: Arrival) -> None:
+        frame = arrival.item
         self.metrics.count_frame(frame.time_s)
-        self.source.want_image = self._wants_frames()  # full pictures only while something shows them
-        if self.sampler.wants(frame.index):
-            self._push(frame, queued_ns)
-        if self._wants_frames():
-            self._waiting_frames.append(frame)
-            self._emit_frames(final=False)
+        self.clips.push(frame, arrival.queued_ns)
+        self.output.add(frame)
 
-    def _wait_for_outcome(self) -> None:
-        """Backpressure: a held clip occupies the slot we need; other items wait their turn."""
+    def wait_for_outcome(self) -> None:
+        """Backpressure (the clip stage's): settle one outcome; other items wait their turn."""
         while True:
             item = self.inbox.get()
             if isinstance(item, Outcome):
-                self._on_outcome(item)
+                self.clips.settle(item)
                 return
-            if item is _LIVE_FRAMES:
-                self._deferred.extend(self._live_buffer.take())
+            if item is LIVE_ITEMS:
+                self._deferred.extend(self.input.take_live())
             else:
                 self._deferred.append(item)
 
-    def _push(self, frame: Frame, queued_ns: int) -> None:
-        while not self.ring.can_push():
-            self._wait_for_outcome()
-        t0 = time.perf_counter_ns()
-        # One path per camera, so every clip is made the same way: BGR when the camera writes video or
-        # shows a window (the seed's exact arithmetic), else the decoder's planes when it has them.
-        if frame.planes is not None and (frame.image is None or not self._bgr_ring):
-            seq = self.ring.push_yuv(*frame.planes)
-        else:
-            seq = self.ring.push(frame.image)
-        elapsed = (time.perf_counter_ns() - t0) / 1e6
-        self.metrics.record("preprocess", elapsed)
-        self._preprocess_since_clip_ms += elapsed
-        planned = self.sampler.add(seq, frame.index, frame.time_s)
-        if planned is not None:
-            self._offer(planned, queued_ns)
-
-    def _offer(self, planned: PlannedClip, newest_frame_ns: int) -> None:
-        number = self._next_ticket
-        self._next_ticket += 1
-        preprocess_ms, self._preprocess_since_clip_ms = self._preprocess_since_clip_ms, 0.0
-        first_seq = planned.last_seq - self.sampler.clip_len + 1
-        # The largest frame difference is left out: an H.264 keyframe re-encodes the sensor noise of a
-        # still scene as one spike (benchmarks/bench_gate_noise.py), and one frame is not an action.
-        if self.min_motion > 0 and self.ring.max_motion(first_seq, planned.last_seq,
-                                                        ignore_largest=1) < self.min_motion:
-            self._pending[number] = _Pending(planned, None, preprocess_ms, newest_frame_ns)
-            self._on_outcome(Outcome(Ticket(self.name, number), GATED))
-            return
-        lease = self.ring.acquire(planned.last_seq)
-        self._pending[number] = _Pending(planned, lease, preprocess_ms, newest_frame_ns)
-        self.scheduler.offer(Ticket(self.name, number, lease.view))
-
-    def _on_source_done(self, done: _SourceDone) -> None:
-        source_error = getattr(self.source, "error", None) or done.error
+    def _on_source_done(self, done: SourceDone) -> None:
+        source = self.input.source
+        error = source.error or done.error
         if not self._stopping.is_set() and done.error is None:
-            tail = self.sampler.finish()
-            if tail is not None:  # batch: complete the last clip by looping its frames
-                for seq in tail.repeat_seqs:
-                    while not self.ring.can_push():
-                        self._wait_for_outcome()
-                    self.ring.repeat(seq)
-                self._offer(tail.planned, time.perf_counter_ns())
+            self.clips.finish()
         self._source_done = True
-        self.warnings.extend(getattr(self.source, "warnings", ()))
-        if source_error:
-            self._warn(source_error)
-        self._final_state = (OFFLINE if source_error else FINISHED, source_error)
+        for warning in source.warnings:
+            self.reporter.warnings.append(warning)
+        if error:
+            self.reporter.warn(error)
+        if error and self.health.state is not CameraState.OFFLINE:
+            self._final = (CameraState.OFFLINE, error)
+        elif error:  # the source already said why it is offline
+            self._final = (CameraState.OFFLINE, self.health.reason)
 
     def _on_gap(self, gap) -> None:
-        if getattr(gap, "gave_up", False):  # the stream is gone: this gap is the lane's last line
+        if gap.gave_up:  # the stream is gone: this gap is the lane's last line
             self._last_gap = gap
             return
-        self.reconnects += 1
-        self._report_gap(gap)
-        self.publish_state()  # the source is online again: say so now, not at the next housekeeping tick
+        self.reporter.on_gap(gap)
 
-    def _report_gap(self, gap) -> None:
-        record = self._emit("gap", gap_record(gap, source_name=self.source_name))
-        if self.monitor is not None:
-            self._report(self.monitor.on_gap(record))
+    def _drain_after_error(self) -> None:
+        """After a fault, give every lease back as its outcome arrives so the shared queue is not blocked."""
+        self.clips.scheduler.unregister(self.name)
+        while self.clips.in_flight:
+            item = self._deferred.popleft() if self._deferred else self.inbox.get()
+            if isinstance(item, Outcome):
+                self.clips.abandon(item)
 
-    # -- outcomes ------------------------------------------------------------------------------
-
-    def _on_outcome(self, outcome: Outcome) -> None:
-        entry = self._pending.pop(outcome.ticket.number)
-        if entry.lease is not None:
-            self.ring.release(entry.lease)
-        for ready_entry, ready_outcome in self._order.push(outcome.ticket.number, (entry, outcome)):
-            self._post(ready_entry, ready_outcome)
-
-    def _post(self, entry: _Pending, outcome: Outcome) -> None:
-        clip = entry.planned.clip
-        if outcome.status == SKIPPED:
-            self.metrics.count_skipped()  # keep latency flat: a fresher clip went instead
-            return
-        if outcome.status == FAILED:
-            self._warn(f"inference failed for clip {clip.clip_index}: {outcome.error}")
-            return
-        t0 = time.perf_counter_ns()
-        if outcome.status == GATED:
-            self.gated_clips += 1
-            self._latest_gated = True
-            probabilities = None
-            done_ns = time.perf_counter_ns()
-            latency = StageLatency(entry.preprocess_ms, None, None, (done_ns - entry.newest_frame_ns) / 1e6)
-            record = gated_record(clip, latency, source_name=self.source_name, model_name=self.model_name,
-                                  untrained=self.info.untrained)
-        else:
-            prediction = self.postprocessor(clip, outcome.logits)
-            done_ns = time.perf_counter_ns()
-            post_ms = (done_ns - t0) / 1e6
-            latency = StageLatency(entry.preprocess_ms, outcome.infer_ms, post_ms,
-                                   (done_ns - entry.newest_frame_ns) / 1e6)
-            prediction = replace(prediction, latency=latency)
-            self.metrics.record("inference", outcome.infer_ms)
-            self.metrics.add_wait("inference", outcome.queue_wait_ms)
-            self.metrics.record("postprocess", post_ms)
-            self.metrics.record("frame_to_label", latency.end_to_end)
-            self.latest, self._latest_gated = prediction, False
-            if self.predictions is not None:
-                self.predictions.append(prediction)
-            probabilities = prediction.probabilities
-            record = event_record(prediction, source_name=self.source_name, model_name=self.model_name,
-                                  untrained=self.info.untrained,
-                                  include_scores=self.camera.output.include_scores)
-        self.metrics.count_clip()
-        self.latest_record = self._emit("prediction", record)
-        if self.monitor is not None:  # activities, then the checks they settle, in the order replay uses
-            self._report(self.monitor.on_prediction(record, probabilities))
-
-    def _report(self, records) -> None:
-        """Activity and check records from the monitor, in order."""
-        for record in records:
-            self._emit(record["event"], record)
-
-    def _emit(self, kind: str, record: dict) -> dict:
-        record.setdefault("camera", self.name)
-        record["run_id"] = self.run_id
-        self.emit(Event(kind, record["camera"], record))
-        return record
-
-    def note_check(self, record: dict) -> None:
-        """The service routes this camera's checks here: a failure shows on the overlay for a while."""
-        if record.get("passed") is False:
-            self._alert = (f"FAILED {record.get('rule')}: {record.get('reason', '')}", time.monotonic())
-
-    # -- frames out ----------------------------------------------------------------------------
-
-    def _wants_frames(self) -> bool:
-        """Pictures are drawn for video out, a window, live-page viewers, and once a second for snapshots."""
-        if self._bgr_ring:
-            return True
-        return self.hub is not None and (self.hub.viewers > 0 or time.monotonic() >= self._hub_refresh_at)
-
-    def _emit_frames(self, final: bool) -> None:
-        """Draw and write frames whose label is known (batch video: their own clip's; otherwise the latest)."""
-        wait_for_own_clip = self.sampler.mode == "batch" and self.video is not None
-        while self._waiting_frames:
-            frame = self._waiting_frames[0]
-            if wait_for_own_clip and not final and frame.index > self._labelled_up_to():
-                return
-            self._waiting_frames.popleft()
-            if frame.image is None:
-                continue
-            t0 = time.perf_counter_ns()
-            image = frame.image
-            target = self.video.output_size if self.video is not None else None
-            if target and (image.shape[1], image.shape[0]) != tuple(target):
-                image = resize_for_video(image, tuple(target))  # the overlay is drawn at the output size
-            draw_overlay(image, self._overlay_state())
-            if self.video is not None:
-                self.video.write(image)
-                self.metrics.count_output()
-            if self.window is not None:
-                self.window.show(image)
-                if self.window.should_quit:
-                    log.info("window closed: stopping %s", self.name)
-                    self.request_stop()
-            if self.hub is not None:
-                self.hub.publish(image)
-                self._hub_refresh_at = time.monotonic() + SNAPSHOT_EVERY_S
-            self.metrics.record("overlay_write", (time.perf_counter_ns() - t0) / 1e6)
-
-    def _labelled_up_to(self) -> int:
-        record = self.latest_record
-        return -1 if record is None else int(record["end_frame"])
-
-    def _overlay_state(self):
+    def overlay_state(self):
+        """What the overlay draws now (the frame output's callback)."""
+        reporter = self.reporter
         stats = self.metrics.overlay_numbers() if self.camera.output.overlay_stats else None
-        activity = None
-        segment = self.monitor.tracker.current_segment if self.monitor is not None else None
-        if segment is not None and self.monitor.last_time is not None:
-            activity = (segment["activity"], max(0.0, self.monitor.last_time - segment["start_time_s"]))
-        alert = None
-        if self._alert is not None and time.monotonic() - self._alert[1] < ALERT_SECONDS:
-            alert = self._alert[0]
-        return overlay_state(
-            None if self._latest_gated else self.latest,
-            warming=self.sampler.warming_up if self.latest is None and not self._latest_gated else None,
-            untrained=self.info.untrained, stats=stats, threshold=self.camera.postprocess.threshold,
-            still=self._latest_gated, activity=activity, alert=alert)
+        latest = None if reporter.latest_gated else reporter.latest
+        warming = None
+        if reporter.latest is None and not reporter.latest_gated:
+            warming = self.clips.sampler.warming_up
+        return overlay_state(latest, warming=warming, untrained=reporter.untrained, stats=stats,
+                             threshold=self.camera.postprocess.threshold, still=reporter.latest_gated,
+                             activity=reporter.current_activity(), alert=reporter.alert())
 
     # -- the end -------------------------------------------------------------------------------
 
-    def _warn(self, message: str) -> None:
-        log.warning(message)
-        self.warnings.append(message)
-
     def _close_sinks(self) -> None:
-        for sink in (self.video, self.window, *self.sinks):
-            if sink is None:
-                continue
+        problems = self.output.close()
+        for sink in self.sinks:
             try:
                 sink.close()
             except Exception as error:  # finalising one sink must not lose the others
-                self._warn(f"{self.name}: closing {type(sink).__name__} failed: {error}")
+                problems.append(f"closing {type(sink).__name__} failed: {error}")
+        for problem in problems:
+            self.reporter.warn(f"{self.name}: {problem}")
 
     def status(self) -> dict:
         """This camera for /api/status and the terminal (cheap; any thread)."""
-        segment = self.monitor.tracker.current_segment if self.monitor is not None else None
+        health, metrics = self.health, self.metrics
         return {
-            "state": self.state,
-            "reason": self.state_reason,
+            "state": health.state.value,
+            "reason": health.reason,
             "source": self.source_name,
             "live": self.live,
-            "frames": self.metrics.frames,
-            "fps": self.metrics.current_fps(),
-            "clips": self.metrics.clips,
-            "clips_per_s": self.metrics.current_clips_per_s(),
-            "skipped_clips": self.metrics.skipped_clips,
-            "gated_clips": self.gated_clips,
-            "dropped_frames": self._dropped(),
-            "reconnects": self._reconnect_count(),
-            "prediction": self.latest_record,
-            "activity": None if segment is None else {
-                "activity": segment["activity"], "id": segment["id"], "since_s": segment["start_time_s"],
-                "time_base": self.monitor.time_base,
-                "duration_s": max(0.0, (time.time() if self.live else (self.monitor.last_time or 0.0))
-                                  - segment["start_time_s"])},
+            "frames": metrics.frames,
+            "fps": metrics.current_fps(),
+            "clips": metrics.clips,
+            "clips_per_s": metrics.current_clips_per_s(),
+            "skipped_clips": metrics.skipped_clips,
+            "gated_clips": self.reporter.gated_clips,
+            "dropped_frames": health.dropped,
+            "reconnects": health.reconnects,
+            "prediction": self.reporter.latest_record,
+            "activity": self.reporter.activity_status(),
         }
-
-    def _dropped(self) -> int:
-        """Frames a live camera dropped because the lane was behind (here or in the source)."""
-        own = self._live_buffer.dropped if self._live_buffer is not None else 0
-        return own + int(getattr(self.source, "frames_dropped", 0) or 0)
-
-    def _reconnect_count(self) -> int:
-        return max(self.reconnects, int(getattr(self.source, "reconnects", 0) or 0))
 
     def summary(self, interrupted_by: str | None) -> CameraSummary:
         snapshot = self.metrics.snapshot()
         output = self.camera.output
-        outputs = {"annotated video": output.video if self.video is not None and self.frames_written() else None,
+        outputs = {"annotated video": output.video if self.output.frames_written() else None,
                    "events": output.events, "summary": output.summary}
-        subtitles = getattr(output, "subtitles", None)
-        if subtitles:
-            outputs["subtitles"] = subtitles
+        if output.subtitles:
+            outputs["subtitles"] = output.subtitles
+        sampler = self.clips.sampler
+        source = self.source
         return CameraSummary(
-            camera=self.name, run_id=self.run_id, source=self.source_name, state=self._state,
-            state_reason=self._state_reason, mode=self.sampler.mode, clip_len=self.sampler.clip_len,
-            frame_step=self.sampler.frame_step, stride=self.sampler.stride,
+            camera=self.name, run_id=self.reporter.run_id, source=self.source_name, state=self.health.state.value,
+            state_reason=self.health.reason, mode=sampler.mode, clip_len=sampler.clip_len,
+            frame_step=sampler.frame_step, stride=sampler.stride,
             preprocess_implementation=IMPLEMENTATION, frames=snapshot["frames"], clips=snapshot["clips"],
-            skipped_clips=snapshot["skipped_clips"], gated_clips=self.gated_clips,
-            dropped_frames=self._dropped(),
-            reconnects=self._reconnect_count(),
-            input_fps=self.source.fps if self.source is not None else None,
+            skipped_clips=snapshot["skipped_clips"], gated_clips=self.reporter.gated_clips,
+            dropped_frames=self.health.dropped, reconnects=self.health.reconnects,
+            input_fps=source.fps if source is not None else None,
             processing_fps=snapshot["processing_fps"], clips_per_s=snapshot["clips_per_s"],
             elapsed_s=snapshot["elapsed_s"], latency_ms=snapshot["latency_ms"], outputs=outputs,
             warnings=tuple(self.warnings), interrupted_by=interrupted_by)
 
-    def frames_written(self) -> int:
-        return int(getattr(self.video, "frames_written", 0) or 0) if self.video is not None else 0
+    @property
+    def predictions(self):
+        return self.reporter.predictions
+
+    def note_check(self, record: dict) -> None:
+        self.reporter.note_check(record)
 
 
 def needs_pictures(camera) -> bool:
     """Full BGR pictures for video out or a window, and the ring fed from them (the seed's exact
-    arithmetic); otherwise the decoder's planes go straight into the ring (a live-page viewer asks
-    for pictures only while it watches)."""
+    arithmetic); otherwise the decoder's planes go straight into the ring and the pictures the live
+    page shows are made from them."""
     return bool(camera.output.video or camera.output.display)
 
 
-def _make_monitor(camera, labels, time_base: str, checks, run_id: str):
-    """The camera's activities and checks (one ``CameraMonitor``), or None when it has no activities."""
-    activities = getattr(camera, "activities", None)
-    if not activities:
-        return None
-    from edge.activities import ActivityTracker
-    from edge.checks import CameraMonitor
-
-    return CameraMonitor(ActivityTracker(camera.name, activities, labels, time_base, run_id=run_id), checks)
+__all__ = ["Lane", "needs_pictures"]

@@ -42,6 +42,7 @@ class Ticket:
     number: int
     clip: np.ndarray | None = None  # float32 (T,C,H,W) view into the lane's ring, leased until the outcome
     offered_ns: int = 0             # stamped by the scheduler when offered
+    ready_ns: int = 0               # perf_counter_ns when the clip's newest frame arrived (0: when offered)
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,9 @@ class Scheduler:
 
     def __init__(self, classifier, num_requests: int, *,
                  on_inferred: Callable[[str, float, float], None] | None = None,
-                 clock_ns: Callable[[], int] = time.perf_counter_ns, requests=None) -> None:
+                 clock_ns: Callable[[], int] = time.perf_counter_ns, requests=None, max_wait_ms: int = 0) -> None:
         self.classifier = classifier
+        self.max_wait_ms = int(max_wait_ms)
         self._clock_ns = clock_ns
         self.num_requests = int(num_requests)
         self._policy = ClipQueue()

@@ -3,10 +3,12 @@
 ``Service(config, mode).run()`` does, in order: check every output can be
 written → open every camera's source (a bad one fails `run` of a single camera
 at once; otherwise that camera goes ``offline`` and the others carry on) →
-load and compile the model once → start the lanes → keep house on the calling
-thread (watchdog, deadlines of live checks, the terminal) until the files end
-(``run``) or a signal arrives (``serve``) → stop the lanes, which finish their
-in-flight clips → close every sink → write each camera's summary.
+load and compile the model once → build the lanes (``edge.engine.build`` turns
+the config into objects) → start them → keep house on the calling thread
+(watchdog, the terminal) until the files end (``run``) or a signal arrives
+(``serve``) → stop the lanes, which finish their in-flight clips → close every
+sink → write each camera's summary. In ``serve`` a live camera never gives up:
+after its quick reconnection attempts it stays ``offline`` and keeps trying.
 
 Events from every lane go through ``emit``: to that camera's own sinks
 (events.jsonl, subtitles), to the side systems subscribed with ``subscribe``
@@ -23,17 +25,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.config import sample_clip_path
+from edge.engine import build
 from edge.engine.frames import FrameHub
-from edge.engine.lane import ONLINE, Lane, needs_pictures
-from edge.engine.scheduler import Scheduler
+from edge.engine.lane import Lane
 from edge.engine.signals import StopFlag
 from edge.engine.summary import ModelSummary
 from edge.engine.terminal import Terminal
+from edge.health import CameraState
 from edge.records import Prediction
-from edge.sinks import (Event, EventWriter, Sink, SubtitleSink, VideoSink, WindowSink, check_writable,
-                        write_summary)
-from edge.sources import DecodeOptions, ReconnectPolicy, SourceError, open_source
+from edge.sinks import Event, Sink, check_writable, write_summary
 from edge.systemd import Watchdog, notify
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,7 @@ class Service:
         self._camera_sinks: dict[str, list[Sink]] = {}
         self._recent: deque[dict] = deque(maxlen=RECENT_EVENTS)
         self._lock = threading.Lock()
-        self.classifier = None
-        self.scheduler: Scheduler | None = None
-        self.checks = None
+        self.model: build.Model | None = None
         self.ready = False
         self.registry = _new_registry()
         self._http = None
@@ -124,12 +122,11 @@ class Service:
         """The service for /api/status, the page and the metrics (any thread)."""
         cameras = {name: lane.status() for name, lane in self.lanes.items()}
         model = {}
-        if self.classifier is not None:
-            info = self.classifier.info
-            model = {"name": self.model_name, "untrained": info.untrained, "device": self.classifier.device,
-                     "precision": self.classifier.precision,
-                     "num_requests": self.scheduler.num_requests if self.scheduler else None}
-        ready = self.ready and any(camera["state"] == ONLINE for camera in cameras.values())
+        if self.model is not None:
+            classifier = self.model.classifier
+            model = {"name": self.model_name, "untrained": classifier.info.untrained, "device": classifier.device,
+                     "precision": classifier.precision, "num_requests": self.model.scheduler.num_requests}
+        ready = self.ready and any(camera["state"] == CameraState.ONLINE for camera in cameras.values())
         return {"run_id": self.run_id, "mode": self.mode, "ready": ready, "model": model, "cameras": cameras}
 
     def recent_events(self, limit: int) -> list[dict]:
@@ -141,21 +138,34 @@ class Service:
         return self.hubs.get(camera)
 
     @property
+    def classifier(self):
+        return self.model.classifier if self.model is not None else None
+
+    @property
+    def scheduler(self):
+        return self.model.scheduler if self.model is not None else None
+
+    @property
     def model_name(self) -> str:
-        info = self.classifier.info
+        info = self.model.classifier.info
         return Path(info.path).stem if info.path else info.source
 
     # -- the run -------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        cameras = self.config.cameras
         self._check_outputs()
-        sources, failures = self._open_sources()
+        sources, healths = build.open_sources(self.config, give_up=self.mode == "run",
+                                              single_run=len(self.config.cameras) == 1 and self.mode == "run")
         try:
-            self._prepare_model(len(cameras))
+            self.model = build.compile_model(self.config, self.run_id, on_inferred=self._on_inferred)
             self._start_side_systems()
-            self._build_lanes(sources, failures)
-            if self.classifier.info.untrained:
+            for name, camera in self.config.cameras.items():
+                self.lanes[name] = build.build_lane(
+                    camera, source=sources.get(name), health=healths[name], model=self.model, emit=self.emit,
+                    run_id=self.run_id, model_name=self.model_name, hub=self.hubs.get(name),
+                    keep_predictions=self.keep_predictions)
+                self._camera_sinks[name] = self.lanes[name].sinks
+            if self.model.classifier.info.untrained:
                 log.warning(UNTRAINED_WARNING)
             for lane in self.lanes.values():
                 self.stop.on_stop(lane.request_stop)
@@ -183,65 +193,17 @@ class Service:
         """Fail before any work on an output that cannot be written or would overwrite an input."""
         for camera in self.config.cameras.values():
             output = camera.output
-            for path in (output.video, output.events, output.summary, getattr(output, "subtitles", None)):
+            for path in (output.video, output.events, output.summary, output.subtitles):
                 if path:
                     check_writable(path, input_path=camera.source)
 
-    def _open_sources(self):
-        """Open every camera's source first: a mistyped one is reported before the slow compile."""
-        sources, failures = {}, {}
-        single = len(self.config.cameras) == 1 and self.mode == "run"
-        for name, camera in self.config.cameras.items():
-            try:
-                sources[name] = _open_camera(camera, want_image=needs_pictures(camera))
-            except SourceError as error:
-                if single:
-                    raise
-                failures[name] = str(error)
-                log.error("%s: %s", name, error)
-        return sources, failures
-
     def _http_enabled(self) -> bool:
-        http = getattr(self.config, "http", None)
-        if http is None:
-            return False
-        enabled = str(http.enabled).lower()
+        enabled = str(self.config.http.enabled).lower()
         return enabled == "true" or (enabled == "auto" and self.mode == "serve")
 
-    def _prepare_model(self, camera_count: int) -> None:
-        from edge.config import check_activity_labels
-        from edge.models import default_model_path, load_model
-        from edge.runtime import compile_model
-
-        config = self.config
-        model, info = load_model(config.model.path or default_model_path(), labels_path=config.model.labels)
-        for camera in config.cameras.values():
-            _check_model_matches(camera, info)
-        check_activity_labels(config, info.labels)
-        inference = config.inference
-        hint = inference.performance_hint
-        if hint == "auto":  # one camera: the lowest latency; several: the most clips per second
-            hint = "latency" if camera_count == 1 else "throughput"
-        self.performance_hint = hint
-        self.classifier = compile_model(model, info, device=inference.device, precision=inference.precision,
-                                        performance_hint=hint, num_requests=inference.num_requests,
-                                        cache_dir=inference.cache_dir)
-        requests = inference.num_requests or self.classifier.optimal_num_requests
-        self.scheduler = Scheduler(self.classifier, max(1, requests), on_inferred=self._on_inferred)
-        if config.rules or any(camera.activities for camera in config.cameras.values()):
-            from edge.checks import CheckEngine
-            from edge.config import ConfigError
-
-            time_bases = {name: ("wall" if camera.live else "media") for name, camera in config.cameras.items()}
-            try:
-                self.checks = CheckEngine(config.rules, time_bases, run_id=self.run_id)
-            except ValueError as error:
-                raise ConfigError(f"rules: {error}") from None
-
     def _on_inferred(self, lane: str, infer_s: float, queue_wait_s: float) -> None:
-        observe = getattr(self._prometheus, "observe_queue_wait", None)
-        if observe is not None:
-            observe(lane, queue_wait_s)
+        if self._prometheus is not None:
+            self._prometheus.observe_queue_wait(lane, queue_wait_s)
 
     def _start_side_systems(self) -> None:
         """Prometheus metrics always (the registry is the service's own); MQTT and HTTP when configured."""
@@ -252,8 +214,7 @@ class Service:
         if PrometheusSink is not None:
             self._prometheus = PrometheusSink(self.registry, service=self)
             self.subscribe(self._prometheus)
-        mqtt = getattr(self.config, "mqtt", None)
-        if mqtt is not None and mqtt.host:
+        if self.config.mqtt.host:
             from edge.sinks.mqtt import MqttSink
 
             self.subscribe(MqttSink.from_config(self.config, model=self.model_name))
@@ -265,45 +226,17 @@ class Service:
                 self.hubs[name] = FrameHub()
             self._http = serve_http(self, http.host, http.port, http.token)
 
-    def _build_lanes(self, sources: dict, failures: dict) -> None:
-        max_in_flight = self.scheduler.num_requests + 1  # every request, plus the clip waiting for one
-        for name, camera in self.config.cameras.items():
-            source = sources.get(name)
-            own_sinks = self._camera_sinks.setdefault(name, [])
-            video = window = None
-            if source is not None:
-                output = camera.output
-                if output.events:
-                    own_sinks.append(EventWriter(output.events, source_name=source.name, model_name=self.model_name,
-                                                 untrained=self.classifier.info.untrained,
-                                                 include_scores=output.include_scores, overwrite=output.overwrite))
-                subtitles = getattr(output, "subtitles", None)
-                if subtitles:
-                    own_sinks.append(SubtitleSink(subtitles, camera=name))
-                if output.video:
-                    video = _open_video(camera, source)
-                if output.display:
-                    window = WindowSink(f"edge-har: {name}")
-            self.lanes[name] = Lane(
-                camera, source=source, info=self.classifier.info, scheduler=self.scheduler,
-                max_in_flight=max_in_flight, emit=self.emit, run_id=self.run_id, model_name=self.model_name,
-                sinks=own_sinks, video=video, window=window, hub=self.hubs.get(name), checks=self.checks,
-                source_error=failures.get(name), keep_predictions=self.keep_predictions)
-
     def _keep_house(self) -> None:
-        """Until the end: the watchdog, live deadlines, the terminal. Wakes on the stop flag or every 0.5 s."""
+        """Until the end: the watchdog, the terminal, systemd's status line. Wakes on the stop flag or every 0.5 s."""
         terminal = Terminal(self, interactive=sys.stderr.isatty())
-        watchdog_s = {name: float(getattr(lane.camera.reconnect, "watchdog_s", 0) or 0)
-                      for name, lane in self.lanes.items()}
+        watchdog_s = {name: float(lane.camera.reconnect.watchdog_s or 0) for name, lane in self.lanes.items()}
         told = None
         try:
             while not self.stop.event.is_set():
                 if self.mode == "run" and all(lane.done for lane in self.lanes.values()):
                     break
                 self._watch(watchdog_s)
-                for lane in self.lanes.values():
-                    lane.publish_state()  # a source reconnecting shows between two frames
-                online = sum(lane.state == ONLINE for lane in self.lanes.values())
+                online = sum(lane.state is CameraState.ONLINE for lane in self.lanes.values())
                 status = f"STATUS={online} of {len(self.lanes)} cameras online"
                 if status != told:  # `systemctl status` shows it
                     notify(status)
@@ -320,21 +253,21 @@ class Service:
         for lane in self.lanes.values():
             frames += lane.metrics.frames
             clips += lane.metrics.clips
-            attempts += int(getattr(lane.source, "reconnect_attempts", 0) or 0)
+            attempts += lane.health.reconnect_attempts
         return frames, clips, attempts
 
     def _watch(self, watchdog_s: dict[str, float]) -> None:
         """Restart a live reader that produced no frame for ``reconnect.watchdog_s``."""
         for name, lane in self.lanes.items():
             limit = watchdog_s.get(name, 0)
-            age = lane.last_frame_age_s()
-            if lane.live and limit > 0 and lane.state == ONLINE and age is not None and age > limit:
+            age = lane.health.last_frame_age_s()
+            if lane.live and limit > 0 and lane.state is CameraState.ONLINE and age is not None and age > limit:
                 log.warning("%s: no frame for %.0f s; restarting the reader", name, age)
                 lane.restart_source(f"watchdog: no frame for {age:.0f} s")
 
     def _shutdown(self, sources: dict) -> None:
-        if self.scheduler is not None:
-            self.scheduler.close()
+        if self.model is not None:
+            self.model.scheduler.close()
         for source in sources.values():
             try:
                 source.close()
@@ -374,15 +307,17 @@ class Service:
         inference, waits = SampleRing(), SampleRing()
         clips = 0
         for lane in self.lanes.values():
-            clips += lane.metrics.clips - lane.gated_clips
+            clips += lane.metrics.clips - lane.reporter.gated_clips
             for value in lane.metrics.samples("inference"):
                 inference.add(value)
             for value in lane.metrics.samples("inference", wait=True):
                 waits.add(value)
-        info = self.classifier.info
+        classifier = self.model.classifier
+        info = classifier.info
         return ModelSummary(name=self.model_name, path=info.path, untrained=info.untrained,
-                            device=self.classifier.device, precision=self.classifier.precision,
-                            performance_hint=self.performance_hint, num_requests=self.scheduler.num_requests,
+                            device=classifier.device, precision=classifier.precision,
+                            performance_hint=self.model.performance_hint,
+                            num_requests=self.model.scheduler.num_requests,
                             cameras=tuple(self.lanes), clips_inferred=clips, inference_ms=inference.stats(),
                             queue_wait_ms=waits.stats())
 
@@ -393,34 +328,6 @@ def _new_registry():
     except ImportError:  # the metrics endpoint needs prometheus-client; everything else works without it
         return None
     return CollectorRegistry()
-
-
-def _open_camera(camera, want_image: bool):
-    """The camera's source with its reconnection, timeouts and decoder options."""
-    reconnect = camera.reconnect
-    policy = ReconnectPolicy(reconnect.attempts, reconnect.delay_s, reconnect.max_delay_s)
-    spec = camera.source if camera.source not in (None, "") else str(sample_clip_path())
-    return open_source(spec, live=camera.live, reconnect=policy,
-                       decode=DecodeOptions(hwaccel=camera.decode.hwaccel, threads=camera.decode.threads),
-                       want_image=want_image, open_timeout_s=reconnect.open_timeout_s,
-                       read_timeout_s=reconnect.read_timeout_s)
-
-
-def _open_video(camera, source):
-    """The annotated video sink: H.264, at most ``output.video_max_width`` wide, encoded off the lane."""
-    return VideoSink(camera.output.video, source.fps, source.size, max_width=camera.output.video_max_width,
-                     hwaccel=camera.decode.hwaccel, live=source.is_live)
-
-
-def _check_model_matches(camera, info) -> None:
-    from edge.config import ConfigError
-
-    if camera.sampling.clip_len != info.clip_len:
-        raise ConfigError(f"cameras.{camera.name}.sampling.clip_len is {camera.sampling.clip_len} but the model "
-                          f"takes {info.clip_len}-frame clips")
-    if camera.preprocess.size != info.size:
-        raise ConfigError(f"cameras.{camera.name}.preprocess.size is {camera.preprocess.size} but the model takes "
-                          f"{info.size}×{info.size} frames")
 
 
 __all__ = ["EXIT_CAMERA_FAILED", "RunResult", "Service"]

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.sources.base import (DEFAULT_FPS, HWACCELS, MAX_SANE_FPS, STATES, DecodeOptions, Gap,  # noqa: F401
+from edge.sources.base import (DEFAULT_FPS, HWACCELS, MAX_SANE_FPS, DecodeOptions, Gap,  # noqa: F401
                                ReconnectPolicy, Source, SourceError, sanitize_fps)
 from edge.sources.camera import CaptureSource, camera_index
 from edge.sources.pyav import PyAVSource

@@ -18,6 +18,7 @@ from typing import Callable, Iterator, NamedTuple, Protocol
 
 import numpy as np
 
+from edge.health import CameraState, Health
 from edge.records import Frame
 
 log = logging.getLogger("edge.sources")
@@ -25,7 +26,6 @@ log = logging.getLogger("edge.sources")
 DEFAULT_FPS = 25.0
 MAX_SANE_FPS = 1000.0
 HWACCELS = ("auto", "none", "qsv", "vaapi")
-STATES = ("starting", "online", "reconnecting", "offline", "finished")
 # request_stop() may run in a signal handler, so it only sets a flag: waits look at it this often.
 STOP_POLL_S = 0.2
 
@@ -44,12 +44,15 @@ class ReconnectPolicy:
 
     ``attempts`` reopenings, waiting ``delay_s``, then twice as long each time, capped at
     ``max_delay_s``. The count starts again once a frame has arrived, so a stream that opens
-    but never gives a picture still runs out of attempts.
+    but never gives a picture still runs out of attempts. Out of attempts, the source gives up
+    (``give_up``, a run) or goes ``offline`` and keeps trying every ``max_delay_s`` (a service:
+    a camera that reboots comes back by itself).
     """
 
     attempts: int = 10
     delay_s: float = 1.0
     max_delay_s: float = 30.0
+    give_up: bool = True
 
     def __post_init__(self) -> None:
         if self.attempts < 0 or self.delay_s < 0 or self.max_delay_s < 0:
@@ -87,9 +90,6 @@ class Gap:
     reason: str
     gave_up: bool = False
 
-    def __iter__(self):  # unpacks as (after_frame_index, seconds, reason), as sinks expect
-        return iter((self.after_frame_index, self.seconds, self.reason))
-
 
 def sanitize_fps(reported) -> float | None:
     """The container's fps if it is believable (finite, 0 < fps ≤ 1000), else None."""
@@ -108,6 +108,7 @@ class Picture(NamedTuple):
     image: np.ndarray | None                                        # BGR uint8 H×W×3 C-contiguous
     planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None        # yuv420p Y, U, V
     media_s: float | None                                           # the stream's clock, None if it has none
+    decode_ms: float | None = None  # the decoder's own time for this picture (None: not separable from reading)
 
 
 class Connection(Protocol):
@@ -129,17 +130,17 @@ class Source:
     Subclasses provide ``_connect() -> Connection`` (raising ``OpenFailed``) and
     ``_first_open_error(reason) -> SourceError``.
 
-    Health, readable from any thread: ``state`` (starting, online, reconnecting, offline,
-    finished), ``state_reason`` (one line or None), ``frames_read``, ``corrupt_packets``,
-    ``reconnects``, ``gaps``, ``error`` (one line once given up), ``warnings``,
-    ``last_frame_monotonic``.
+    Health (``health``, an ``edge.health.Health`` that the source moves from the reading
+    thread; readable from any thread, and shown as ``state``, ``state_reason``,
+    ``frames_read``, ``reconnects``, ``last_frame_monotonic``), and ``corrupt_packets``,
+    ``gaps``, ``error`` (one line once given up), ``warnings``.
     """
 
     want_image = True  # BGR images wanted; PyAV sources deliver only yuv420p planes when False
 
     def __init__(self, name: str, *, live: bool, reconnect: ReconnectPolicy = ReconnectPolicy(),
                  sleep: Callable[[float], object] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, health: Health | None = None) -> None:
         self._name = name
         self._live = live
         self._policy = reconnect
@@ -149,15 +150,12 @@ class Source:
         self._fps_known = False
         self._size: tuple[int, int] = (0, 0)
         self._frame_count: int | None = None
-        self.state = "starting"
-        self.state_reason: str | None = None
-        self.frames_read = 0
-        self.reconnects = 0
-        self.reconnect_attempts = 0       # every reopening tried, successful or not (the watchdog's proof of life)
+        self._owns_health = health is None
+        self.health = health if health is not None else Health(clock=clock)
+        self.ended: str | None = None     # why iteration ended ("end of file", "stopped"), None while it runs
         self.gaps = 0
         self.error: str | None = None
         self.warnings: list[str] = []
-        self.last_frame_monotonic: float | None = None
         self._corrupt_before = 0          # corrupt packets of connections already closed
         self._connection: Connection | None = None
         self._pictures: Iterator[Picture] | None = None
@@ -176,6 +174,11 @@ class Source:
     is_live = property(lambda self: self._live)
     frame_count = property(lambda self: self._frame_count, doc="Frames in a file, None when unknown or live.")
     size = property(lambda self: self._size, doc="(width, height) of the latest frame.")
+    state = property(lambda self: self.health.state)
+    state_reason = property(lambda self: self.health.reason)
+    frames_read = property(lambda self: self.health.frames)
+    reconnects = property(lambda self: self.health.reconnects)
+    last_frame_monotonic = property(lambda self: self.health.last_frame_monotonic)
 
     @property
     def corrupt_packets(self) -> int:
@@ -196,7 +199,7 @@ class Source:
         try:
             connection = self._connect()
         except OpenFailed as failure:
-            self._set_state("offline", str(failure))
+            self.health.set(CameraState.OFFLINE, str(failure))
             raise self._first_open_error(str(failure)) from None
         self._adopt(connection, first=True)
 
@@ -222,13 +225,17 @@ class Source:
             self._fps_known = True
         self._fps = fps
 
+    def _end(self, reason: str) -> None:
+        """Iteration is over (``ended`` says why). A source that made its own ``Health`` is then
+        ``finished``; one handed a camera's ``Health`` leaves that to the camera's owner, who
+        finishes the camera once its last clip is out."""
+        self.ended = reason
+        if self._owns_health:
+            self.health.set(CameraState.FINISHED, reason)
+
     def _warn(self, message: str) -> None:
         log.warning(message)
         self.warnings.append(message)
-
-    def _set_state(self, state: str, reason: str | None) -> None:
-        self.state_reason = reason  # reason first: a reader that sees the new state sees its reason
-        self.state = state
 
     # -------------------------------------------------------------------------- control
 
@@ -284,8 +291,8 @@ class Source:
         if hasattr(items, "close"):
             items.close()  # runs _run's finally: the connection is closed
         self._close_connection()
-        if self.state not in ("offline", "finished"):
-            self._set_state("finished", "stopped")
+        if self.ended is None and self.health.state is not CameraState.OFFLINE:
+            self._end("stopped")
 
     def _run(self) -> Iterator[Frame | Gap]:
         try:
@@ -300,7 +307,7 @@ class Source:
                 reason = self._end_reason(connection)
                 self._close_connection()
                 if self._stop_requested:
-                    self._set_state("finished", "stopped")
+                    self._end("stopped")
                     return
                 if not self._live:
                     self._finish(connection)
@@ -325,7 +332,7 @@ class Source:
 
     def _number(self, picture: Picture) -> Frame:
         now = self._clock()
-        index = self.frames_read
+        index = self.health.frames
         if self._live:
             if self._t0 is None:
                 self._t0 = now
@@ -337,18 +344,16 @@ class Source:
             if not sane or (index > 0 and time_s <= self._last_media_s):
                 time_s = 0.0 if index == 0 else self._last_media_s + 1.0 / self._fps
             self._last_media_s = time_s
-        self.frames_read += 1
-        self.last_frame_monotonic = now
         self._attempt = 0
         if picture.image is not None:
             self._size = (picture.image.shape[1], picture.image.shape[0])
         elif picture.planes is not None:
             self._size = (picture.planes[0].shape[1], picture.planes[0].shape[0])
-        if self.state != "online":
-            if self.state == "reconnecting":
-                log.info("%s: online again at frame %d", self._name, index)
-            self._set_state("online", None)
-        return Frame(index=index, time_s=time_s, image=picture.image, wall_s=time.time(), planes=picture.planes)
+        if self.health.state in (CameraState.RECONNECTING, CameraState.OFFLINE):
+            log.info("%s: online again at frame %d", self._name, index)
+        self.health.frame()
+        return Frame(index=index, time_s=time_s, image=picture.image, wall_s=time.time(), planes=picture.planes,
+                     decode_ms=picture.decode_ms)
 
     def _end_reason(self, connection: Connection) -> str:
         with self._restart_lock:
@@ -358,40 +363,50 @@ class Source:
         return connection.end_reason or "stream ended"
 
     def _reconnect(self, reason: str):
-        """Reopen with backoff (a generator: yields the ``Gap``). Returns the gap, or None when it ended."""
+        """Reopen with backoff (a generator: yields the ``Gap``). Returns the gap, or None when it ended.
+
+        Out of quick attempts, a policy that gives up ends with a ``Gap(gave_up=True)``; otherwise
+        the camera is ``offline`` (with its reason) and a reopening is tried every ``max_delay_s``.
+        """
         gap_start = self._clock()
-        after = self.frames_read - 1
+        after = self.health.frames - 1
         attempts = self._policy.attempts
-        self._set_state("reconnecting", reason)
+        self.health.set(CameraState.RECONNECTING, reason)
         last_failure = None
         while True:
             if self._attempt >= attempts:
-                break
-            delay = self._policy.delay(self._attempt)
-            self._attempt += 1
-            self.reconnect_attempts += 1
-            log.warning("%s: %s after frame %d; reconnecting in %.1f s (attempt %d/%d)",
-                        self._name, reason, after, delay, self._attempt, attempts)
+                if self._policy.give_up:
+                    break
+                because = f" (last attempt: {last_failure})" if last_failure else ""
+                delay = self._policy.max_delay_s
+                self.health.set(CameraState.OFFLINE, f"{reason}; retrying every {delay:g} s{because}")
+            else:
+                delay = self._policy.delay(self._attempt)
+                self._attempt += 1
+                log.warning("%s: %s after frame %d; reconnecting in %.1f s (attempt %d/%d)",
+                            self._name, reason, after, delay, self._attempt, attempts)
+            self.health.reconnect_attempts += 1
             if not self._wait(delay):
-                self._set_state("finished", "stopped")
+                self._end("stopped")
                 return None
             try:
                 connection = self._connect()
             except OpenFailed as failure:
+                if last_failure != str(failure):
+                    log.warning("%s: reconnection failed: %s", self._name, failure)
                 last_failure = str(failure)
-                log.warning("%s: reconnection failed: %s", self._name, last_failure)
                 continue
             self._adopt(connection)
-            self.reconnects += 1
+            self.health.reconnects += 1
             self.gaps += 1
             gap = Gap(after, self._clock() - gap_start, reason)
             log.warning("%s: reconnected after %.1f s", self._name, gap.seconds)
             yield gap
             return gap
         because = f"; last attempt: {last_failure}" if last_failure else ""
-        self.state_reason = f"{reason}; gave up after {attempts} reconnection attempts{because}"
-        self.error = f"{self._name}: {self.state_reason}"
-        self._set_state("offline", self.state_reason)
+        reason_given_up = f"{reason}; gave up after {attempts} reconnection attempts{because}"
+        self.error = f"{self._name}: {reason_given_up}"
+        self.health.set(CameraState.OFFLINE, reason_given_up)
         log.error(self.error)
         self.gaps += 1
         gap = Gap(after, self._clock() - gap_start, f"{reason}; gave up", gave_up=True)
@@ -400,16 +415,17 @@ class Source:
 
     def _finish(self, connection: Connection) -> None:
         """A file ended: say so if it ended early or skipped corrupt packets."""
-        if self._frame_count is not None and self.frames_read < self._frame_count:
-            self._warn(f"{self._name}: stopped decoding at frame {self.frames_read} of "
+        frames = self.health.frames
+        if self._frame_count is not None and frames < self._frame_count:
+            self._warn(f"{self._name}: stopped decoding at frame {frames} of "
                        f"{self._frame_count} (truncated or corrupt video)")
         elif connection.end_reason:
-            self._warn(f"{self._name}: stopped decoding at frame {self.frames_read} ({connection.end_reason})")
+            self._warn(f"{self._name}: stopped decoding at frame {frames} ({connection.end_reason})")
         if self.corrupt_packets:
             first = getattr(connection, "first_decoder_error", None)
             self._warn(f"{self._name}: decoded past {self.corrupt_packets} corrupt packet(s)"
                        + (f" (decoder: {first})" if first else ""))
-        self._set_state("finished", "end of file")
+        self._end("end of file")
 
     def _close_connection(self) -> None:
         connection, self._connection = self._connection, None

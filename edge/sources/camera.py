@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from edge.sources.base import OpenFailed, Picture, ReconnectPolicy, Source, SourceError, log
+from edge.health import Health
 from edge.urls import mask_credentials
 
 
@@ -74,10 +75,10 @@ class CaptureSource(Source):
 
     def __init__(self, spec, *, reconnect: ReconnectPolicy = ReconnectPolicy(),
                  capture_factory: Callable | None = None, sleep: Callable[[float], object] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, health: Health | None = None) -> None:
         index = camera_index(spec)
         name = f"camera {index}" if index is not None else mask_credentials(str(spec))
-        super().__init__(name, live=True, reconnect=reconnect, sleep=sleep, clock=clock)
+        super().__init__(name, live=True, reconnect=reconnect, sleep=sleep, clock=clock, health=health)
         self._spec = index if index is not None else str(spec)
         self._factory = capture_factory or cv2.VideoCapture
         self._open_first()

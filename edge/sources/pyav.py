@@ -23,6 +23,7 @@ from av.video.reformatter import VideoReformatter
 
 from edge.sources.base import (DecodeOptions, OpenFailed, Picture, ReconnectPolicy, Source,
                                SourceError, log)
+from edge.health import Health
 from edge.urls import is_url, mask_credentials
 
 RTSP_SCHEMES = ("rtsp", "rtsps")
@@ -246,7 +247,7 @@ class PyAVConnection:
             raise OpenFailed(f"the {context.name} decoder failed to open: {said}") from None
         return stream
 
-    def _picture(self, frame: av.VideoFrame) -> Picture:
+    def _picture(self, frame: av.VideoFrame, decode_ns: int) -> Picture:
         media_s = None
         if frame.pts is not None and self._time_base:  # unset: None, or a falsy AVRational from PyAV 19
             media_s = float((frame.pts - self._start_pts) * self._time_base)
@@ -255,14 +256,14 @@ class PyAVConnection:
         image = None
         if want_image:
             image = np.ascontiguousarray(self._to_bgr.reformat(frame, format="bgr24").to_ndarray())
-        return Picture(image, planes, media_s)
+        return Picture(image, planes, media_s, (decode_ns + time.perf_counter_ns()) / 1e6)
 
     def pictures(self, interrupted: Callable[[], bool]) -> Iterator[Picture]:
         """Decoded pictures until the input ends, fails, or ``interrupted()`` (checked per packet)."""
         context = self._stream.codec_context
         packets = self._container.demux(self._stream)
         opened = time.monotonic()
-        pictures = packets_seen = 0
+        pictures = packets_seen = decode_ns = 0
         while not interrupted():
             try:
                 packet = next(packets)
@@ -276,6 +277,7 @@ class PyAVConnection:
                 return
             mark = self._errors.mark()
             raised = None
+            decode_ns -= time.perf_counter_ns()  # the decoder's own time, apart from waiting for packets
             try:
                 frames = context.decode(packet)
             except av.error.EOFError:
@@ -293,9 +295,12 @@ class PyAVConnection:
                     self.first_decoder_error = self.first_decoder_error or said
                     self.decoder_error = said
                     log.debug("%s: corrupt packet: %s", self._name, said)
+            decode_ns += time.perf_counter_ns()
             for frame in frames:
                 pictures += 1
-                yield self._picture(frame)
+                picture = self._picture(frame, decode_ns - time.perf_counter_ns())
+                decode_ns = 0
+                yield picture
             if (pictures == 0 and packet.size and self._no_picture_s is not None
                     and time.monotonic() - opened >= self._no_picture_s):
                 said = f": {self.decoder_error}" if self.decoder_error else ""
@@ -326,17 +331,21 @@ class PyAVSource(Source):
 
     ``want_image=False`` delivers yuv420p ``planes`` only (no colour conversion);
     otherwise BGR ``image`` (and the planes too when the stream is yuv420p: free views).
+    ``want_image`` may be a function, asked per picture from the reading thread (a live-page
+    viewer comes and goes); its owner decides, the source only asks.
     """
 
     def __init__(self, spec, *, live: bool, reconnect: ReconnectPolicy = ReconnectPolicy(),
-                 decode: DecodeOptions = DecodeOptions(), want_image: bool = True,
+                 decode: DecodeOptions = DecodeOptions(), want_image: bool | Callable[[], bool] = True,
                  open_timeout_s: float = 10.0, read_timeout_s: float = 10.0,
-                 sleep: Callable[[float], object] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 sleep: Callable[[float], object] | None = None, clock: Callable[[], float] = time.monotonic,
+                 health: Health | None = None) -> None:
         spec = str(spec)
-        super().__init__(mask_credentials(spec), live=live, reconnect=reconnect, sleep=sleep, clock=clock)
+        super().__init__(mask_credentials(spec), live=live, reconnect=reconnect, sleep=sleep, clock=clock,
+                         health=health)
         self._spec = spec
         self._url = is_url(spec)
-        self.want_image = want_image  # may change while running (a live-page viewer comes and goes)
+        self._want_image = want_image if callable(want_image) else (lambda wanted=bool(want_image): wanted)
         self._threads = decode.threads
         self._open_timeout_s = open_timeout_s if self._url else None
         self._read_timeout_s = read_timeout_s if self._url else None
@@ -359,7 +368,7 @@ class PyAVSource(Source):
         if self._live:
             no_picture_s = self._read_timeout_s if self._read_timeout_s is not None else 10.0
         return PyAVConnection(self._spec, self.name, hw=self._hw, threads=self._threads,
-                              want_image=lambda: self.want_image, open_timeout_s=self._open_timeout_s,
+                              want_image=self._want_image, open_timeout_s=self._open_timeout_s,
                               read_timeout_s=self._read_timeout_s, no_picture_s=no_picture_s)
 
     def _first_open_error(self, reason: str) -> SourceError:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from test_pipeline import Reference, centred_rel_err, expected_clips
 
-import edge.engine.lane
+import edge.engine.build
 from edge import pipeline
 from edge.config import config_from_mapping
 from edge.synthetic import moving_shapes_frame
@@ -79,7 +79,7 @@ class PathSpy:
 
     def __init__(self, monkeypatch):
         self.calls = {"push": 0, "push_yuv": 0}
-        ring = edge.engine.lane.ClipRing
+        ring = edge.engine.build.ClipRing
         for name in self.calls:
             original = getattr(ring, name)
 

@@ -154,6 +154,9 @@ def test_serve_a_file_and_a_live_stream_that_drops(demo_xml, demo_home, compiled
         ffmpeg_stream(clip, port=server.port)  # and comes back on the same port
         with seen:
             assert seen.wait_for(lambda: yard_predictions() > before + 2, 120), "".join(stderr_lines)
+        door_path = tmp_path / "door" / "events.jsonl"
+        with seen:  # the file camera has all its clips before the stop (the log line comes every second)
+            assert seen.wait_for(lambda: len(predictions(read_lines(door_path))) == 25, 300), "".join(stderr_lines)
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
     finally:

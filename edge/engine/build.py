@@ -1,0 +1,199 @@
+"""From the validated config to the running objects: sources, the compiled model and its
+scheduler, the checks, and each camera's lane with its parts.
+
+Nothing here runs anything; ``edge.engine.service`` starts what is built here and keeps
+house until the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from dataclasses import dataclass
+
+from edge.config import ConfigError, check_activity_labels, sample_clip_path
+from edge.engine.clips import ClipStage
+from edge.engine.input import LaneInput
+from edge.engine.lane import Lane, needs_pictures
+from edge.engine.output import FrameOutput
+from edge.engine.reporter import Reporter
+from edge.engine.scheduler import Scheduler
+from edge.health import CameraState, Health
+from edge.metrics import Metrics
+from edge.postprocess import Postprocessor
+from edge.preprocess import ClipRing
+from edge.sampling import ClipSampler
+from edge.sinks import EventWriter, SubtitleSink, VideoSink, WindowSink
+from edge.sources import DecodeOptions, ReconnectPolicy, SourceError, open_source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Model:
+    """The compiled model and what serves it."""
+
+    classifier: object
+    scheduler: Scheduler
+    performance_hint: str
+    checks: object | None  # edge.checks.CheckEngine, when the config has activities or rules
+
+
+def time_base(camera) -> str:
+    """Activities and checks run on media time for files and wall time for live cameras."""
+    return "wall" if camera.live else "media"
+
+
+def open_sources(config, *, give_up: bool, single_run: bool) -> tuple[dict, dict[str, Health]]:
+    """Every camera's source (opened before the slow compile, so a mistyped one is reported first)
+    and its ``Health``. A camera that cannot be opened is ``offline`` with the reason; with one camera
+    in ``run``, the ``SourceError`` is raised instead."""
+    sources, healths = {}, {}
+    for name, camera in config.cameras.items():
+        health = healths[name] = Health()
+        try:
+            sources[name] = open_camera(camera, health, give_up=give_up)
+        except SourceError as error:
+            if single_run:
+                raise
+            health.set(CameraState.OFFLINE, str(error))
+            log.error("%s: %s", name, error)
+    return sources, healths
+
+
+def open_camera(camera, health: Health, *, give_up: bool = True):
+    """The camera's source with its reconnection, timeouts and decoder options."""
+    reconnect = camera.reconnect
+    policy = ReconnectPolicy(reconnect.attempts, reconnect.delay_s, reconnect.max_delay_s, give_up=give_up)
+    spec = camera.source if camera.source not in (None, "") else str(sample_clip_path())
+    return open_source(spec, live=camera.live, reconnect=policy,
+                       decode=DecodeOptions(hwaccel=camera.decode.hwaccel, threads=camera.decode.threads),
+                       want_image=needs_pictures(camera), open_timeout_s=reconnect.open_timeout_s,
+                       read_timeout_s=reconnect.read_timeout_s, health=health)
+
+
+def performance_hint(config) -> str:
+    """``auto``: the lowest latency for one live camera; the most clips per second for files (nothing
+    waits on them) and for several cameras."""
+    hint = config.inference.performance_hint
+    if hint != "auto":
+        return hint
+    cameras = list(config.cameras.values())
+    return "latency" if len(cameras) == 1 and cameras[0].live else "throughput"
+
+
+def compile_model(config, run_id: str, on_inferred=None) -> Model:
+    """Load and compile the model once for all cameras; its scheduler; the check engine."""
+    from edge.models import default_model_path, load_model
+    from edge.runtime import compile_model as compile_loaded
+
+    model, info = load_model(config.model.path or default_model_path(), labels_path=config.model.labels)
+    for camera in config.cameras.values():
+        check_model_matches(camera, info)
+    check_activity_labels(config, info.labels)
+    inference = config.inference
+    hint = performance_hint(config)
+    classifier = compile_loaded(model, info, device=inference.device, precision=inference.precision,
+                                performance_hint=hint, num_requests=inference.num_requests,
+                                cache_dir=inference.cache_dir)
+    requests = inference.num_requests or classifier.optimal_num_requests
+    scheduler = Scheduler(classifier, max(1, requests), on_inferred=on_inferred,
+                          max_wait_ms=inference.max_wait_ms)
+    checks = None
+    if config.rules or any(camera.activities for camera in config.cameras.values()):
+        from edge.checks import CheckEngine
+
+        time_bases = {name: time_base(camera) for name, camera in config.cameras.items()}
+        try:
+            checks = CheckEngine(config.rules, time_bases, run_id=run_id)
+        except ValueError as error:
+            raise ConfigError(f"rules: {error}") from None
+    return Model(classifier, scheduler, hint, checks)
+
+
+def build_lane(camera, *, source, health: Health, model: Model, emit, run_id: str, model_name: str,
+               hub=None, keep_predictions: bool = False) -> Lane:
+    """One camera's lane and its parts; ``source`` None when it could not be opened."""
+    info = model.classifier.info
+    output = camera.output
+    metrics = Metrics()
+    inbox: queue.Queue = queue.Queue()
+    sinks, video, window = [], None, None
+    source_name = source.name if source is not None else str(camera.source)
+    if source is not None:
+        if output.events:
+            sinks.append(EventWriter(output.events, source_name=source.name, model_name=model_name,
+                                     untrained=info.untrained, include_scores=output.include_scores,
+                                     overwrite=output.overwrite))
+        if output.subtitles:
+            sinks.append(SubtitleSink(output.subtitles, camera=camera.name))
+        if output.video:
+            video = VideoSink(output.video, source.fps, source.size, max_width=output.video_max_width,
+                              hwaccel=camera.decode.hwaccel, live=source.is_live)
+        if output.display:
+            window = WindowSink(f"edge-har: {camera.name}")
+    sampling = camera.sampling
+    sampler = ClipSampler(sampling.mode, sampling.clip_len, sampling.frame_step, sampling.stride)
+    mean = camera.preprocess.mean if camera.preprocess.mean is not None else info.mean
+    in_flight = model.scheduler.num_requests + 1 + _waiting_clips(camera, model.scheduler)
+    ring = ClipRing(clip_len=sampling.clip_len, size=camera.preprocess.size,
+                    capacity=sampler.ring_capacity(in_flight), mean=tuple(mean),
+                    interpolation=camera.preprocess.interpolation)
+    post = camera.postprocess
+    reporter = Reporter(camera.name, source_name=source_name,
+                        postprocessor=Postprocessor(list(info.labels), top_k=post.top_k,
+                                                    smoothing=str(post.smoothing), threshold=post.threshold),
+                        metrics=metrics, monitor=_monitor(camera, info.labels, model.checks, run_id), emit=emit,
+                        run_id=run_id, model_name=model_name, untrained=info.untrained,
+                        include_scores=output.include_scores, live=camera.live,
+                        keep_predictions=keep_predictions)
+    lane_input = LaneInput(source, health, metrics, inbox.put, live=camera.live) if source is not None else None
+    lane = None
+
+    def backpressure() -> None:
+        lane.wait_for_outcome()
+
+    clips = ClipStage(camera.name, sampler=sampler, ring=ring, scheduler=model.scheduler, metrics=metrics,
+                      min_motion=camera.gating.min_motion, bgr_ring=needs_pictures(camera),
+                      wait_for_outcome=backpressure, on_ready=reporter.on_clip)
+    frames = FrameOutput(video=video, window=window, hub=hub, hold_for_own_label=sampling.mode == "batch",
+                         metrics=metrics, overlay_state=lambda: lane.overlay_state(),
+                         labelled_up_to=reporter.labelled_up_to, on_quit=lambda: lane.request_stop())
+    lane = Lane(camera, health=health, input=lane_input, clips=clips, reporter=reporter, output=frames,
+                sinks=sinks, emit=emit, metrics=metrics, inbox=inbox)
+    model.scheduler.register(camera.name, lane.live, inbox.put)
+    return lane
+
+
+def _waiting_clips(camera, scheduler: Scheduler) -> int:
+    """Clips of a live camera that may wait within the latency budget beside those in flight."""
+    if not camera.live or not scheduler.max_wait_ms:
+        return 0
+    frames_per_clip = camera.sampling.stride * camera.sampling.frame_step
+    return max(1, int(scheduler.max_wait_ms / 1000.0 * LIVE_FPS_BOUND / frames_per_clip) + 1)
+
+
+LIVE_FPS_BOUND = 30.0  # the fastest camera the ring is sized for; a faster one skips sooner, never blocks
+
+
+def _monitor(camera, labels, checks, run_id: str):
+    """The camera's activities and checks (one ``CameraMonitor``), or None when it has no activities."""
+    if not camera.activities:
+        return None
+    from edge.activities import ActivityTracker
+    from edge.checks import CameraMonitor
+
+    return CameraMonitor(ActivityTracker(camera.name, camera.activities, labels, time_base(camera),
+                                         run_id=run_id), checks)
+
+
+def check_model_matches(camera, info) -> None:
+    if camera.sampling.clip_len != info.clip_len:
+        raise ConfigError(f"cameras.{camera.name}.sampling.clip_len is {camera.sampling.clip_len} but the model "
+                          f"takes {info.clip_len}-frame clips")
+    if camera.preprocess.size != info.size:
+        raise ConfigError(f"cameras.{camera.name}.preprocess.size is {camera.preprocess.size} but the model takes "
+                          f"{info.size}×{info.size} frames")
+
+
+__all__ = ["Model", "build_lane", "compile_model", "open_camera", "open_sources", "performance_hint", "time_base"]
