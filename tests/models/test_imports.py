@@ -118,6 +118,24 @@ def test_models_and_runtime_import_graph_is_acyclic():
     assert ours == [], f"import cycles: {ours}"
 
 
+def test_models_and_runtime_import_edge_only_at_their_top():
+    """A function may import an optional dependency (onnx, NNCF, PyTorch) when called, never edge-har itself."""
+    lazy = []
+    for path in [EDGE_DIR / "runtime.py", *sorted((EDGE_DIR / "models").glob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        top = set(map(id, tree.body))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if not node.level else ["edge"]
+            else:
+                continue
+            if id(node) not in top and any(name == "edge" or name.startswith("edge.") for name in names):
+                lazy.append(f"{path.relative_to(EDGE_DIR.parent)}:{node.lineno}")
+    assert lazy == [], f"edge imported inside a function: {lazy}"
+
+
 def test_the_checker_finds_a_lazy_cycle():
     graph = {"edge.models": {"edge.models.quantize"}, "edge.models.quantize": {"edge.runtime"},
              "edge.runtime": {"edge.models", "edge.models.loading"}, "edge.models.loading": set()}
