@@ -53,7 +53,7 @@ examples:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception classes that mean 'the user gave us something wrong', not 'edge-har is broken'."""
     from edge.config import ConfigError
-    from edge.models.loading import ModelError
+    from edge.models.errors import ModelError
     from edge.sinks import SinkError
     from edge.sources import SourceError
 
@@ -73,15 +73,30 @@ def _add_config_arguments(parser: argparse.ArgumentParser, required: bool = Fals
     )
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A parser of ``edge-har`` or of one of its (sub-)commands: each takes the global options.
+
+    So ``edge-har run -q`` means ``edge-har -q run``. A sub-command's own parser leaves the
+    options out of the namespace unless they are given after it (``argparse.SUPPRESS``), so
+    it never overwrites one given before it; the top-level parser sets their defaults.
+    ``add_subparsers`` makes every sub-command's parser of this class too.
+    """
+
+    def __init__(self, *args, global_defaults=argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=f"edge-har {__version__}")
+        self.add_argument("-v", "--verbose", action="store_true", default=global_defaults, help="log debug messages")
+        self.add_argument("-q", "--quiet", action="store_true", default=global_defaults,
+                          help="log warnings and errors only")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="edge-har",
         description="Human activity recognition on video: a Kinetics-400 3D ResNet-34 compiled by OpenVINO "
         "names the action in a camera, stream or file.",
+        global_defaults=False,
     )
-    parser.add_argument("--version", action="version", version=f"edge-har {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser(
@@ -261,7 +276,9 @@ def _cmd_model(args: argparse.Namespace) -> int:
         path = models.convert_model(args.src, args.output, fp16=args.fp16)
         print(f"converted {args.src} to {path}")
     elif action == "quantize":
-        report = models.quantize_model(args.model, args.calibration, args.output, subset=args.subset)
+        from edge.models.quantize import quantize_model
+
+        report = quantize_model(args.model, args.calibration, args.output, subset=args.subset)
         print(_format_quantize_report(report))
     elif action == "info":
         description = models.describe_model(args.model)

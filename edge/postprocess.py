@@ -9,7 +9,6 @@ arrives at or before one it has already seen.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from datetime import datetime, timezone
 from typing import Callable, Sequence
@@ -52,10 +51,6 @@ class Smoother:
         self.kind, self.window, self.alpha = kind, window, alpha
         self._history: deque[np.ndarray] = deque(maxlen=window if kind == "mean" else 1)
         self._state: np.ndarray | None = None
-
-    @classmethod
-    def from_spec(cls, kind: str, window: int = 1, alpha: float = 0.5) -> "Smoother":
-        return cls(kind, window, alpha)
 
     @classmethod
     def parse(cls, spec: str) -> "Smoother":
@@ -156,7 +151,6 @@ class Postprocessor:
         self.threshold = float(threshold)
         self._clock = clock
         self._last_clip_index: int | None = None
-        self.last_ms = 0.0  # own time of the latest call, for the metrics
 
     def __call__(self, clip: Clip, logits, latency: StageLatency | None = None) -> Prediction:
         """Make the ``Prediction`` for ``clip`` from its logits (float (C,) or (1, C)).
@@ -164,7 +158,6 @@ class Postprocessor:
         Raises ``ValueError`` when the logits do not match the labels, or when
         smoothing is on and ``clip`` does not come after the previous clip.
         """
-        start = time.perf_counter_ns()
         values = np.asarray(logits, dtype=np.float32).reshape(-1)
         if values.shape[0] != len(self.labels):
             raise ValueError(f"model gave {values.shape[0]} scores for {len(self.labels)} labels")
@@ -178,7 +171,6 @@ class Postprocessor:
         order = np.argsort(-probabilities, kind="stable")[: self.top_k]
         top_k = tuple((self.labels[i], float(probabilities[i])) for i in order)
         label, score = top_k[0]
-        self.last_ms = (time.perf_counter_ns() - start) / 1e6
         return Prediction(clip=clip, label=label, score=score, top_k=top_k,
                           probabilities=probabilities, uncertain=score < self.threshold,
                           latency=latency, wall_time=self._clock())

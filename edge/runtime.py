@@ -20,7 +20,8 @@ import numpy as np
 import openvino as ov
 from openvino.preprocess import PrePostProcessor
 
-from edge.models.loading import ModelError, ModelInfo, core, openvino_reason
+from edge.models.errors import ModelError, openvino_reason
+from edge.models.loading import ModelInfo, core
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import pytest
 
 import edge
 import edge.preprocess
-from edge.cli import main
+from edge.cli import build_parser, main
 import yaml
 
 from edge.config import config_from_yaml, embedded_default_mapping, load_config
@@ -248,6 +248,53 @@ def test_model_info_prints_parameters_and_untrained(capsys, demo_xml):
     code, out, _ = call(capsys, "model", "info", "--json", demo_xml)
     description = json.loads(out)
     assert description["parameters"] == parameters and description["untrained"] is True
+
+
+# ---------------------------------------------------------------- global options, before or after the command
+
+@pytest.mark.parametrize("command", [["run"], ["serve", "-c", "x.yaml"], ["config", "show"], ["config", "validate", "x"],
+                                     ["info", "--json"], ["model", "info", "m.xml"], ["model", "list"],
+                                     ["replay", "e.jsonl", "-c", "x.yaml"], ["report", "e.jsonl", "-o", "t.png"]])
+@pytest.mark.parametrize("option, key", [("-q", "quiet"), ("--quiet", "quiet"), ("-v", "verbose"),
+                                         ("--verbose", "verbose")])
+def test_global_options_are_taken_before_or_after_the_command(command, option, key):
+    parser = build_parser()
+    before, after = vars(parser.parse_args([option, *command])), vars(parser.parse_args([*command, option]))
+    neither = vars(parser.parse_args(command))
+    assert before == after
+    assert before[key] is True and neither[key] is False
+    assert {name: value for name, value in before.items() if name != key} == \
+        {name: value for name, value in neither.items() if name != key}
+
+
+def test_an_option_before_the_command_is_kept_when_another_follows_it():
+    args = build_parser().parse_args(["-v", "run", "-q"])
+    assert args.verbose is True and args.quiet is True  # as `edge-har -v -q run`: -v wins when logging is set up
+
+
+def test_version_after_the_command(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["run", "--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"edge-har {edge.__version__}"
+
+
+def test_run_q_and_v_after_the_command_act_as_before_it(tmp_path, demo_home, demo_xml, compiled_cache,
+                                                       moving_shapes_video):
+    video = moving_shapes_video(16, 176, 144)
+    args = ["--source", video, "--model", demo_xml, *set_args(f"inference.cache_dir={compiled_cache}")]
+
+    def log_lines(*argv) -> list[str]:
+        done = run_cli(*argv, cwd=tmp_path, env_extra={"EDGE_HAR_HOME": str(demo_home)})
+        assert done.returncode == 0, done.stderr
+        return [line for line in done.stderr.splitlines() if line.startswith("edge-har: ")]
+
+    quiet = log_lines("run", *args, "-q")
+    assert quiet == log_lines("-q", "run", *args)
+    assert any("untrained demo model" in line for line in quiet)  # the warning stays
+    assert all(line.startswith(("edge-har: WARNING: ", "edge-har: ERROR: ")) for line in quiet)
+    verbose = log_lines("run", *args, "-v")
+    assert verbose == log_lines("-v", "run", *args)
+    assert any(line.startswith("edge-har: INFO: ") for line in verbose)
 
 
 # ---------------------------------------------------------------- run: bad input

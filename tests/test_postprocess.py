@@ -98,8 +98,8 @@ def test_bad_smoothing_specs(spec):
         Smoother.parse(spec)
 
 
-def test_smoother_from_spec_and_round_trip():
-    assert Smoother.from_spec("mean", window=5).spec == "mean:5"
+def test_smoother_spec_round_trip():
+    assert Smoother("mean", window=5).spec == "mean:5"
     assert Smoother.parse("EMA:0.3").spec == "ema:0.3"
     assert Smoother.parse("none").spec == "none"
 

@@ -29,7 +29,7 @@ from edge.config import ConfigError, load_config
 from edge.models.registry import load_manifest
 from edge.overlay import OverlayState
 from edge.models.loading import ModelError
-from edge.sources import LiveSource, ReconnectPolicy, mask_credentials
+from edge.sources import CaptureSource, ReconnectPolicy, mask_credentials
 
 EDGE_DIR = Path(edge.__file__).parent
 EDGE_HAR = [sys.executable, "-m", "edge"]
@@ -142,8 +142,8 @@ def test_credentials_never_reach_logs_events_summary_or_overlay(tmp_path, demo_x
 
     def open_fake(spec, **options):
         assert spec == url
-        return LiveSource(spec, reconnect=ReconnectPolicy(attempts=1, delay_s=0.01),
-                          capture_factory=lambda s: next(captures, None), sleep=lambda s: None)
+        return CaptureSource(spec, reconnect=ReconnectPolicy(attempts=1, delay_s=0.01),
+                             capture_factory=lambda s: next(captures, None), sleep=lambda s: None)
 
     drawn: list[OverlayState] = []
     real_draw = edge.engine.output.draw_overlay

@@ -60,6 +60,28 @@ def one_line(error) -> str:
     return text
 
 
+# -- the service as the web side reads it ------------------------------------------------------
+
+def test_the_service_and_its_double_are_service_views():
+    from edge.config import embedded_default_mapping, load_config
+    from edge.engine.frames import FrameHub
+    from edge.engine.service import Service
+
+    real = Service(load_config(None, [], base=embedded_default_mapping()), mode="serve")
+    for service in (real, ServiceDouble()):
+        assert isinstance(service, web.ServiceView)
+    for hub in (FrameHub(), ServiceDouble().frames("sink")):
+        assert isinstance(hub, web.FrameView)
+
+
+def test_metrics_without_a_registry_is_not_found():
+    service = ServiceDouble()
+    service.registry = None  # the service without prometheus-client
+    with TestClient(create_app(service)) as client:
+        response = client.get("/metrics")
+    assert response.status_code == 404 and "prometheus-client" in response.json()["detail"]
+
+
 # -- JSON endpoints -----------------------------------------------------------------------------
 
 def test_status_is_the_services_status(service, client):

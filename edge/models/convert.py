@@ -8,8 +8,8 @@ import numpy as np
 import openvino as ov
 
 from edge.models.demo import CLIP_LEN, KINETICS_MEAN, SIZE, build_graph, check_weights, save_model_atomic
+from edge.models.errors import ModelError
 from edge.models.metadata import ModelMetadata, read_metadata, write_metadata
-from edge.models.loading import ModelError
 
 TORCH_MISSING = "reading .pth needs PyTorch: pip install 'edge-har[torch]'"
 

@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import openvino as ov
 
+from edge.models.loading import load_model
 from edge.models.metadata import read_metadata
 
 # Constant element types that are indices or shapes, not weights.
@@ -20,8 +21,6 @@ def describe_model(path) -> dict:
     element type of weight constants (``f32``, ``f16``, ``i8``, ``u8``…) to their element
     count. Raises ``ModelError`` like ``load_model``.
     """
-    from edge.models.loading import load_model
-
     model, info = load_model(path)
     precisions: Counter[str] = Counter()
     for op in model.get_ordered_ops():

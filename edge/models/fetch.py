@@ -11,9 +11,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from edge.models.convert import convert_model
+from edge.models.errors import ModelError
 from edge.models.paths import file_sha1, models_dir
 from edge.models.registry import get_entry
-from edge.models.loading import ModelError
 
 _CHUNK = 1 << 16
 _LOCALHOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -91,8 +92,6 @@ def fetch_model(name: str = "resnet34-kinetics", output_dir=None, url: str | Non
     Raises ``ModelError`` (unknown name, offline, HTTP error, checksum mismatch,
     conversion failure); on failure no partial files are left behind.
     """
-    from edge.models.convert import convert_model
-
     entry = get_entry(name)
     url = url or entry.url
     sha1 = sha1 or entry.sha1

@@ -8,7 +8,6 @@ compiles and infers what this module loaded.
 
 from __future__ import annotations
 
-import re
 import shutil
 import threading
 from dataclasses import dataclass
@@ -16,10 +15,14 @@ from pathlib import Path
 
 import openvino as ov
 
+from edge.hotpath_numpy import KINETICS_MEAN
+from edge.models.convert import convert_model
+from edge.models.errors import ModelError, openvino_reason
+from edge.models.metadata import read_metadata
+from edge.models.paths import converted_dir, file_sha1, named_model_path
+from edge.models.registry import bundled_labels, read_labels
 
-class ModelError(Exception):
-    """A one-line, user-facing model problem (missing file, not a clip model, label mismatch…)."""
-
+__all__ = ["ModelError", "ModelInfo", "core", "load_model", "openvino_reason", "resolve_model_path"]
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -57,8 +60,6 @@ def resolve_model_path(path) -> Path:
     """
     path = Path(path).expanduser()
     if not path.exists():
-        from edge.models.paths import named_model_path
-
         named = named_model_path(str(path)) if path.parent == Path(".") else None
         if named is None:
             raise ModelError(f"model not found: {path}")
@@ -78,9 +79,6 @@ def resolve_model_path(path) -> Path:
 
 def _converted_ir(onnx_path: Path, cache_dir) -> Path:
     """The IR of ``onnx_path``, converted once and cached under ``converted/<sha1>/``."""
-    from edge.models.convert import convert_model
-    from edge.models.paths import converted_dir, file_sha1
-
     target = converted_dir(cache_dir) / file_sha1(onnx_path)[:20]
     xml = target / f"{onnx_path.stem}.xml"
     if xml.is_file() and xml.with_suffix(".bin").is_file():
@@ -102,14 +100,6 @@ def _read(path: Path) -> ov.Model:
                          f"{openvino_reason(error)}") from None
 
 
-def openvino_reason(error: BaseException) -> str:
-    """The line of an OpenVINO exception that says what is wrong, not where in OpenVINO it was raised."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    # "Exception from src/...cpp:84:" and "Check '...' failed at src/...cpp:900:" only locate the problem.
-    told = [line for line in lines if not re.match(r"(Exception from |Check '.*' failed at )\S+:\d+:?$", line)]
-    return (told or lines or [type(error).__name__])[-1 if told else 0]
-
-
 def _shape_text(partial_shape) -> str:
     return "×".join(str(d) for d in partial_shape) if partial_shape.rank.is_static else str(partial_shape)
 
@@ -126,9 +116,6 @@ def load_model(path, labels_path=None, cache_dir=None) -> tuple[ov.Model, ModelI
     Raises ``ModelError``: missing/corrupt file, input not a 5-D clip, more than one
     input or output, labels count different from the number of classes.
     """
-    from edge.models.metadata import read_metadata
-    from edge.models.registry import bundled_labels, read_labels
-
     source_path = resolve_model_path(path)
     model_file = _converted_ir(source_path, cache_dir) if source_path.suffix.lower() == ".onnx" else source_path
     model = _read(model_file)
@@ -163,8 +150,6 @@ def load_model(path, labels_path=None, cache_dir=None) -> tuple[ov.Model, ModelI
         where = labels_path or ("the model metadata" if meta.labels is not None else "the bundled Kinetics-400 list")
         raise ModelError(f"{source_path}: the model has {num_classes} classes but {where} has {len(labels)} labels")
 
-    from edge.preprocess import KINETICS_MEAN
-
     dims = [d.get_length() for d in in_shape]
     info = ModelInfo(
         path=str(source_path),
@@ -180,5 +165,3 @@ def load_model(path, labels_path=None, cache_dir=None) -> tuple[ov.Model, ModelI
     if dims[3] != dims[4]:
         raise ModelError(f"{source_path}: expected a square clip (H = W), got {_shape_text(in_shape)}")
     return model, info
-
-

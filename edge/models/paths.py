@@ -12,6 +12,10 @@ import logging
 import os
 from pathlib import Path
 
+from edge.models.demo import save_demo_model
+from edge.models.errors import ModelError
+from edge.models.registry import get_entry, known_models
+
 REAL_MODEL = "resnet34-kinetics"
 DEMO_MODEL = "resnet34-kinetics-demo"
 
@@ -39,8 +43,6 @@ def compiled_cache_dir(cache_dir=None) -> Path:
 
 def fetched_model_file(name: str = REAL_MODEL, cache_dir=None) -> Path:
     """Where ``edge-har model fetch NAME`` leaves the model's IR (it may not be there yet)."""
-    from edge.models.registry import get_entry
-
     return models_dir(cache_dir) / name / Path(get_entry(name).filename).with_suffix(".xml")
 
 
@@ -58,8 +60,6 @@ def demo_model_path(cache_dir=None) -> Path:
     demo = demo_model_file(cache_dir)
     if is_built(demo):
         return demo
-    from edge.models.demo import save_demo_model
-
     logging.getLogger(__name__).info("no model fetched: building the untrained demo model in %s (first run only)",
                                      demo.parent)
     return save_demo_model(demo.parent, seed=0)
@@ -77,16 +77,12 @@ def named_model_path(name: str, cache_dir=None) -> Path | None:
     ``resnet34-kinetics-demo`` is built on first use; a real model must have been fetched:
     ``ModelError`` tells the user how otherwise.
     """
-    from edge.models.registry import known_models
-
     if name not in known_models():
         return None
     if name == DEMO_MODEL:
         return demo_model_path(cache_dir)
     fetched = fetched_model_file(name, cache_dir)
     if not fetched.is_file():
-        from edge.models.loading import ModelError
-
         raise ModelError(f"model {name} is not fetched yet: run `edge-har model fetch {name}`")
     return fetched
 

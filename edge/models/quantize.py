@@ -18,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.models.loading import ModelError, load_model
+from edge.models.demo import save_model_atomic
+from edge.models.errors import ModelError
+from edge.models.loading import load_model
+from edge.models.metadata import read_metadata, write_metadata
+from edge.preprocess import ClipRing  # the same ring (native or twin) that inference uses
+from edge.runtime import compile_model
+from edge.sampling import ClipSampler
+from edge.sources import SourceError, open_source
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"}
 NNCF_MISSING = "quantisation needs NNCF: pip install 'edge-har[quantize]'"
@@ -69,10 +76,6 @@ def calibration_clips(videos, clip_len: int, size: int, mean, limit: int | None 
     """Clips float32 (T,C,S,S) made from each video by the pipeline's own stages: ``FileSource``,
     the batch ``ClipSampler`` (consecutive, non-overlapping, the last partial clip loop-padded)
     and the ``ClipRing``. ``limit`` caps the total. ``ModelError`` for an unreadable video."""
-    from edge.preprocess import ClipRing  # the same ring (native or twin) that inference uses
-    from edge.sampling import ClipSampler
-    from edge.sources import SourceError, open_source
-
     clips: list[np.ndarray] = []
     for video in videos:
         if limit is not None and len(clips) >= limit:
@@ -133,8 +136,6 @@ def quantize_model(model_path, calibration, output_dir, subset: int | None = Non
         import nncf
     except ImportError:
         raise ModelError(NNCF_MISSING) from None
-    from edge.models.demo import save_model_atomic
-    from edge.models.metadata import read_metadata, write_metadata
 
     presets = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
     if preset not in presets:
@@ -155,9 +156,6 @@ def quantize_model(model_path, calibration, output_dir, subset: int | None = Non
     write_metadata(quantized, dataclasses.replace(meta, precision="int8", source=f"{info.source} (INT8, NNCF)"))
     stem = Path(info.path).stem
     out = save_model_atomic(quantized, Path(output_dir) / f"{stem}-int8.xml")
-
-    from edge.runtime import compile_model  # runtime imports the models package: import it when used
-
     f32 = compile_model(model, info, device=device, precision="f32")
     int8 = compile_model(*load_model(out), device=device)
     f32_ms, f32_logits = _p50_ms(f32, clips)

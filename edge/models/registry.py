@@ -8,6 +8,8 @@ from functools import lru_cache
 
 import yaml
 
+from edge.models.errors import ModelError
+
 KINETICS_LABELS = "kinetics400_labels.txt"
 
 
@@ -70,8 +72,6 @@ def get_entry(name: str) -> ModelEntry:
     """The manifest entry for ``name``; ``ModelError`` naming the known models if there is none."""
     entries = load_manifest()
     if name not in entries:
-        from edge.models.loading import ModelError
-
         raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(entries))}")
     return entries[name]
 

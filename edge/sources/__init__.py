@@ -51,9 +51,6 @@ class StreamSource(PyAVSource):
         super().__init__(spec, live=True, **options)
 
 
-LiveSource = CaptureSource  # release 1's name for the reconnecting cv2 source
-
-
 def is_camera(spec) -> bool:
     """A camera index or a V4L2 device path."""
     return camera_index(spec) is not None or (isinstance(spec, str) and spec.startswith("/dev/video"))

@@ -1,7 +1,7 @@
 """The HTTP side of the service: metrics, health, status, events, live cameras and the page.
 
-``create_app(service, token=...)`` builds the FastAPI application over the
-Service protocol (``status()``, ``recent_events(limit)``, ``frames(camera)``,
+``create_app(service, token=...)`` builds the FastAPI application over a
+``ServiceView`` (``status()``, ``recent_events(limit)``, ``frames(camera)``,
 ``registry``); ``serve_http(service, host, port, token)`` runs it with uvicorn
 in a background thread of the same process (the engine owns the signals).
 
@@ -34,6 +34,7 @@ import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import anyio
 import cv2
@@ -41,7 +42,7 @@ import numpy as np
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from edge.sinks import EVENT_KINDS, SinkError
 
@@ -60,6 +61,38 @@ MAX_VIEWERS = 32
 MAX_VIEWERS_PER_CAMERA = 8
 # A snapshot waits this long for a frame drawn after it asked (a camera draws only while watched).
 SNAPSHOT_WAIT_S = 1.0
+
+
+@runtime_checkable
+class FrameView(Protocol):
+    """A camera's newest annotated frame as viewers read it (``edge.engine.frames.FrameHub``)."""
+
+    @property
+    def viewers(self) -> int:
+        """Viewers attached now: the lane draws frames only while there is one."""
+
+    def attach(self) -> None: ...
+
+    def detach(self) -> None: ...
+
+    def latest(self) -> tuple[int, np.ndarray] | None: ...
+
+    def wait_newer(self, seq: int, timeout: float | None) -> tuple[int, np.ndarray] | None: ...
+
+
+@runtime_checkable
+class ServiceView(Protocol):
+    """What the web side reads of the service (``edge.engine.service.Service``; the tests use a double)."""
+
+    @property
+    def registry(self) -> CollectorRegistry | None:
+        """The Prometheus registry, or None without prometheus-client (then /metrics is 404)."""
+
+    def status(self) -> dict: ...
+
+    def recent_events(self, limit: int) -> list[dict]: ...
+
+    def frames(self, camera: str) -> FrameView | None: ...
 
 
 class HttpError(SinkError):
@@ -83,7 +116,7 @@ class JpegCache:
         self._keep = keep
         self.encodes = 0
 
-    def jpeg(self, hub, seq: int, image: np.ndarray) -> bytes:
+    def jpeg(self, hub: FrameView, seq: int, image: np.ndarray) -> bytes:
         """JPEG bytes of frame ``seq`` of ``hub`` (``image``: BGR uint8 H×W×3). Raises ``ValueError`` if
         OpenCV cannot encode it."""
         key = (id(hub), seq)
@@ -133,7 +166,7 @@ def _presented_token(request: Request) -> str | None:
     return request.query_params.get("token")
 
 
-def create_app(service, *, token: str | None = None) -> FastAPI:
+def create_app(service: ServiceView, *, token: str | None = None) -> FastAPI:
     """The FastAPI application over ``service`` (see the module docstring for the endpoints).
 
     ``token``: when set, every endpoint except ``/healthz/*`` needs
@@ -157,7 +190,7 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
             raise HTTPException(status_code=401, detail="missing or wrong token",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    def hub_of(name: str):
+    def hub_of(name: str) -> FrameView:
         # The name is only ever a key into the service's cameras, never part of a path.
         hub = service.frames(name) if CAMERA_NAME.fullmatch(name) else None
         if hub is None:
@@ -185,7 +218,7 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
 
     @routes.get("/metrics")
     def metrics():
-        registry = getattr(service, "registry", None)
+        registry = service.registry
         if registry is None:
             raise HTTPException(status_code=404, detail="metrics need prometheus-client (pip install prometheus-client)")
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -206,7 +239,7 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
     def snapshot(name: str):
         hub = hub_of(name)
         latest = hub.latest()
-        if getattr(hub, "viewers", 1) == 0:
+        if hub.viewers == 0:
             # Nobody watches, so the lane has stopped drawing: the latest frame may be old. Ask for a new one.
             with watching(hub):
                 latest = hub.wait_newer(latest[0] if latest else -1, SNAPSHOT_WAIT_S) or hub.latest()
@@ -249,7 +282,7 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
             # Counted here, not in the handler: a viewer gone before its stream starts never runs `finally`.
             with caches_lock:
                 viewers[name] = viewers.get(name, 0) + 1
-            attach(hub)
+            hub.attach()
             try:
                 yield DELIMITER
                 while not stopping.is_set():
@@ -259,7 +292,7 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
                         seq, body = part
                         yield body  # a slow viewer waits here; the camera never does
             finally:
-                detach(hub)
+                hub.detach()
                 with caches_lock:
                     viewers[name] -= 1
 
@@ -275,22 +308,14 @@ def create_app(service, *, token: str | None = None) -> FastAPI:
     return app
 
 
-def attach(hub) -> None:
-    """Tell the hub a viewer watches (the lane draws annotated frames only then); hubs without it always draw."""
-    getattr(hub, "attach", lambda: None)()
-
-
-def detach(hub) -> None:
-    getattr(hub, "detach", lambda: None)()
-
-
 @contextmanager
-def watching(hub):
-    attach(hub)
+def watching(hub: FrameView):
+    """A viewer watches ``hub`` meanwhile (the lane draws annotated frames only then)."""
+    hub.attach()
     try:
         yield hub
     finally:
-        detach(hub)
+        hub.detach()
 
 
 def _kind_of(event: dict) -> str:
@@ -327,7 +352,7 @@ class _Server(uvicorn.Server):
 class HttpServer:
     """The app served by uvicorn in a background thread. ``start()`` / ``stop()``; ``url`` once started."""
 
-    def __init__(self, service, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
+    def __init__(self, service: ServiceView, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
                  *, start_timeout_s: float = 30.0, stop_timeout_s: float = 5.0) -> None:
         self.service, self.host, self.port, self.token = service, host, port, token or None
         self.start_timeout_s, self.stop_timeout_s = start_timeout_s, stop_timeout_s
@@ -411,6 +436,6 @@ class HttpServer:
         self.stop()
 
 
-def serve_http(service, host: str = "127.0.0.1", port: int = 8080, token: str | None = None) -> HttpServer:
+def serve_http(service: ServiceView, host: str = "127.0.0.1", port: int = 8080, token: str | None = None) -> HttpServer:
     """A not-yet-started ``HttpServer`` for ``service``; call ``start()`` (raises ``HttpError``) and ``stop()``."""
     return HttpServer(service, host, port, token)
