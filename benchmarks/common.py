@@ -130,6 +130,13 @@ def int8_model(model, calibration_video, subset: int = 32) -> Path:
     return Path(report.path)
 
 
+def bench_int8(model) -> Path:
+    """The INT8 model every suite compares: ``model`` quantised with NNCF on the cached 10 s
+    1920×1080 H.264 clip (16 calibration clips), cached — the same file for ``bench_e2e`` and
+    ``bench_serve``, so their INT8 rows are one model."""
+    return int8_model(model, h264_video(1920, 1080, 10), subset=16)
+
+
 def python_env() -> dict:
     """The environment for child processes: this interpreter's, with the repo importable."""
     env = dict(os.environ)
@@ -139,12 +146,14 @@ def python_env() -> dict:
 
 
 def measure_process(argv: list[str], sample_s: float = 0.1, timeout_s: float = 1800.0,
-                    stop_after_s: float | None = None) -> dict:
+                    stop_after_s: float | None = None, stop_event: threading.Event | None = None) -> dict:
     """Run ``argv`` and measure it from outside: ``wall_s``, ``cpu_s`` (user+system, from the
     kernel's rusage at exit), ``peak_rss_mb`` (the child's VmHWM), ``samples`` — a list of
     ``[epoch_s, cpu_s, rss_mb]`` taken every ``sample_s`` with psutil (when installed), and the
     child's ``returncode`` / ``stderr_tail``. The child's own numbers are its own: nothing
-    of this process is counted. ``stop_after_s``: send the child SIGTERM then (a service).
+    of this process is counted. ``stop_after_s``: send the child SIGTERM then (a service);
+    ``stop_event``: send it SIGTERM when the event is set (another thread decides; the event is
+    set here too once the child has exited, so that thread can tell).
     """
     try:
         import psutil
@@ -182,6 +191,13 @@ def measure_process(argv: list[str], sample_s: float = 0.1, timeout_s: float = 1
     stopper = threading.Timer(stop_after_s, process.send_signal, (signal.SIGTERM,)) if stop_after_s else None
     if stopper is not None:
         stopper.start()
+    if stop_event is not None:
+        def stop_on_event():
+            stop_event.wait()
+            if not done.is_set():
+                process.send_signal(signal.SIGTERM)
+
+        threading.Thread(target=stop_on_event, daemon=True).start()
     try:
         # wait4 reaps this very child and returns its own rusage (RUSAGE_CHILDREN would mix runs).
         _, status, usage = os.wait4(process.pid, 0)
@@ -190,6 +206,8 @@ def measure_process(argv: list[str], sample_s: float = 0.1, timeout_s: float = 1
         if stopper is not None:
             stopper.cancel()
         done.set()
+        if stop_event is not None:
+            stop_event.set()
     process.returncode = os.waitstatus_to_exitcode(status)
     wall = time.time() - started
     sampler.join(1.0)
@@ -283,6 +301,17 @@ def percentile(values, q: float) -> float:
     low = int(position)
     high = min(low + 1, len(ordered) - 1)
     return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
+
+
+def slope(xs, ys) -> float | None:
+    """The least-squares slope of ``ys`` over ``xs`` (None with fewer than two distinct ``xs``)."""
+    pairs = [(float(x), float(y)) for x, y in zip(xs, ys) if x is not None and y is not None]
+    if len({x for x, _ in pairs}) < 2:
+        return None
+    mean_x = sum(x for x, _ in pairs) / len(pairs)
+    mean_y = sum(y for _, y in pairs) / len(pairs)
+    return (sum((x - mean_x) * (y - mean_y) for x, y in pairs)
+            / sum((x - mean_x) ** 2 for x, _ in pairs))
 
 
 def median_or_none(values):

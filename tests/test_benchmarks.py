@@ -192,3 +192,153 @@ def test_smoke_run_all_suites(tmp_path):
     runtime = {r["runtime"]: r for r in results["suites"]["runtime"]}
     assert {"openvino f32", "cv2.dnn"} <= set(runtime)
     assert all("gflops" in r and "vs_cv2" in r for r in runtime.values())
+
+
+# ------------------------------------------------------------------ the issue-15 measurements
+
+import bench_serve  # noqa: E402
+
+
+def test_slope_is_least_squares():
+    assert common.slope([1, 2, 3], [10.0, 12.0, 14.0]) == pytest.approx(2.0)
+    assert common.slope([4, 5, 6, 8], [500.0, 530.0, 548.0, 610.0]) == pytest.approx(237 / 8.75)
+    assert common.slope([4, 4], [1.0, 2.0]) is None
+    assert common.slope([4, 5], [1.0, None]) is None
+
+
+def _label(done, clip_index, latency=100.0):
+    return {"done": done, "clip_index": clip_index, "end_frame": 15 + 4 * clip_index, "latency_ms": latency}
+
+
+def test_window_counts_labels_skips_and_latency_inside_the_window_only():
+    # clips 0..3 before the window (one skipped: 2), then 4, 6, 7, 10 inside (skipped 5, 8, 9), 11 after
+    labels = [_label(1.0, 0, 900.0), _label(2.0, 1), _label(3.0, 3), _label(9.0, 4, 120.0), _label(10.0, 6, 80.0),
+              _label(11.0, 7, 90.0), _label(12.0, 10, 400.0), _label(20.0, 11, 5000.0)]
+    numbers = bench_serve.window_numbers(labels, 5.0, 15.0)
+    assert numbers["done"] == 4
+    assert numbers["skipped"] == 3           # 5, 8, 9 — not 2 (before) and not the label after the window
+    assert sorted(numbers["latencies"]) == [80.0, 90.0, 120.0, 400.0]
+    assert bench_serve.window_numbers(labels, 30.0, 40.0) == {"done": 0, "skipped": 0, "latencies": []}
+
+
+def test_predictions_leave_out_event_lines(tmp_path):
+    events = tmp_path / "cam0.jsonl"
+    lines = [{"clip_index": 0, "end_frame": 15, "wall_time": "2026-01-01T00:00:01+00:00",
+              "latency_ms": {"end_to_end": 50.0}},
+             {"event": "gap", "wall_time": "2026-01-01T00:00:02+00:00"},
+             {"clip_index": 2, "end_frame": 23, "wall_time": "2026-01-01T00:00:03+00:00",
+              "latency_ms": {"end_to_end": 70.0}}]
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    labels = bench_serve.predictions(events)
+    assert [label["clip_index"] for label in labels] == [0, 2]
+    assert labels[1]["done"] - labels[0]["done"] == pytest.approx(2.0)
+    assert bench_serve._has_label(events)
+    assert bench_serve.predictions(tmp_path / "missing.jsonl") == []
+
+
+def test_camera_counts_and_resolution_parse():
+    assert bench_serve.camera_counts("6,4,5") == ([4, 5, 6], False)
+    assert bench_serve.camera_counts("4+") == ([4], True)
+    with pytest.raises(ValueError):
+        bench_serve.camera_counts("0,1")
+    assert bench_serve.parse_resolution("640x360") == (640, 360)
+    with pytest.raises(ValueError):
+        bench_serve.parse_resolution("640")
+
+
+def _fake_run(count: int, holds_up_to: int) -> dict:
+    ok = count <= holds_up_to
+    cams = {f"cam{i}": {"done": 30, "skipped_clips": 0 if ok else 2, "latency_p99_ms": 120.0 if ok else 650.0,
+                        "run_skipped": 0, "dropped_frames": 0, "state": "finished"} for i in range(count)}
+    run = {"cameras": cams, "done": 30 * count, "skipped": 0 if ok else 2 * count, "error": None,
+           "latency_p99_ms": 120.0 if ok else 650.0, "rss_mb": 500.0 + 25.0 * count,
+           "peak_rss_mb": 510.0 + 25.0 * count,
+           "done_clips_per_s": 30 * count / 5.0, "returncode": 0}
+    run["held"] = bench_serve.held(run)
+    return run
+
+
+def test_sweep_finds_the_most_cameras_held_and_memory_per_camera(monkeypatch, tmp_path):
+    calls = []
+
+    def fake(work, clip, count, stride, model, precision, seconds, settle_s):
+        calls.append(count)
+        return _fake_run(count, holds_up_to=6)
+
+    monkeypatch.setattr(bench_serve, "run_cameras", fake)
+    rows = bench_serve.sweep(tmp_path, Path("clip.mp4"), [4], True, 4, "m.xml", "int8", "640x360", 5.0, 1.0,
+                             bare=50.0)
+    assert calls == [4, 5, 6, 7]                       # N+: up until the first miss
+    summary = rows[-1]
+    assert summary["scenario"] == "sweep-summary" and summary["most_held"] == 6 and summary["first_missed"] == 7
+    assert summary["rss_mb_per_camera"] == pytest.approx(25.0)
+    six = next(r for r in rows if r.get("cameras") == 6)
+    assert six["needed_clips_per_s"] == pytest.approx(37.5) and six["load_vs_bare"] == pytest.approx(0.75)
+    assert six["held"] and not rows[-2]["held"]
+    calls.clear()
+    rows = bench_serve.sweep(tmp_path, Path("clip.mp4"), [4, 7, 8], False, 8, "m.xml", "int8", "640x360", 5.0, 1.0,
+                             bare=None)
+    assert calls == [4, 7, 8] and rows[-1]["most_held"] == 4     # a list runs whole unless --stop-at-miss
+    table = bench_serve.format_table([{**r, "machine": MACHINE, "seconds": 5.0, "settle_s": 1.0} for r in rows])
+    assert "| most cameras held, int8, 640x360 stride 8 | 4 (tried 4, 7, 8)" in table
+
+
+def test_e2e_subset_measures_the_ratio_to_the_bare_model_with_the_throughput_hint(tmp_path):
+    from edge.synthetic import write_moving_shapes_video
+
+    video = write_moving_shapes_video(tmp_path / "tiny.mp4", 40, 160, 120, fps=25.0, codec="mp4v")
+    argv = [sys.executable, str(BENCH / "bench_e2e.py"), "--smoke", "--video", str(video), "--variants", "rolling1",
+            "--no-seed", "--precisions", "f32"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=common.python_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert {(r["pipeline"], r["mode"], r["stride"], r["precision"]) for r in rows} == {
+        ("edge-har", "rolling", 1, "f32"), ("bare", None, None, "f32")}
+    bare = next(r for r in rows if r["pipeline"] == "bare")
+    assert bare["bare_hint"] == "throughput" and bare["num_requests"] >= 1
+    edge = next(r for r in rows if r["pipeline"] == "edge-har")
+    assert edge["vs_bare"] == pytest.approx(edge["clips_per_s"] / bare["clips_per_s"])
+    for row in rows:
+        _check_row_tags(row)
+    assert "xbare" in done.stdout and "logical cores" in done.stdout
+
+
+def test_serve_sweep_smoke(tmp_path):
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("the live-camera sweep needs the ffmpeg command (its HTTP streams)")
+    out = tmp_path / "serve.json"
+    argv = [sys.executable, str(BENCH / "bench_serve.py"), "--smoke", "--scenarios", "sweep", "--resolution",
+            "160x120", "--cameras", "1,2", "--strides", "4", "--precision", "f32", "--json", str(out)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=common.python_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(out.read_text(encoding="utf-8"))
+    runs = [r for r in rows if r["scenario"] == "sweep"]
+    assert [r["cameras"] for r in runs] == [1, 2]
+    for row in runs:
+        _check_row_tags({**row, "settings": {"seconds": row["seconds"]}})
+        assert row["error"] is None, row.get("stderr_tail")
+        assert row["done"] > 0 and row["needed_clips_per_s"] == pytest.approx(row["cameras"] * 25 / 4)
+        assert row["rss_mb"] > 10 and row["precision"] == "f32" and row["window_s"] == 2.0
+        assert set(row["per_camera"]) == {f"cam{i}" for i in range(row["cameras"])}
+    summary = rows[-1]
+    assert summary["scenario"] == "sweep-summary" and summary["tried"] == [1, 2]
+    assert summary["rss_mb_per_camera"] is not None
+    assert "most cameras held" in done.stdout
+
+
+def test_video_ratio_smoke(tmp_path):
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("the video-ratio benchmark encodes its H.264 clip with the ffmpeg command")
+    out = tmp_path / "video.json"
+    argv = [sys.executable, str(BENCH / "bench_less_work.py"), "--smoke", "--scenarios", "video", "--video-modes",
+            "batch", "--resolution", "160x120", "--json", str(out)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=common.python_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    (row,) = json.loads(out.read_text(encoding="utf-8"))
+    assert row["batch_ratio"] == pytest.approx(row["batch_with_video"] / row["batch_without"])
+    assert row["precision"] and row["resolution"] == "160x120" and "rolling_ratio" not in row
+    _check_row_tags({**row, "settings": {"rounds": row["rounds"]}})
