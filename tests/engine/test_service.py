@@ -267,3 +267,52 @@ def test_an_rtsp_camera_beside_a_file_reconnects_when_its_server_restarts(demo_x
     assert "reconnecting" in changes and changes[changes.index("reconnecting") + 1] == "online", states
     door = [e.record["clip_index"] for e in watcher.events if e.camera == "door" and e.kind == "prediction"]
     assert door == list(range(13))  # 200 frames in batch mode: every clip, in order
+
+
+def test_serve_a_live_camera_away_longer_than_its_quick_attempts_comes_back(demo_xml, compiled_cache,
+                                                                             moving_shapes_video, ffmpeg_stream):
+    """serve never gives up on a live camera: its stream is away for longer than all the quick
+    reconnection attempts; the camera is `offline` with its reason meanwhile (one status event per
+    transition) and `online` again by itself when the stream returns, with predictions after its gap."""
+    from edge.engine.service import Service
+
+    clip = moving_shapes_video(250, 160, 120, seed=9)
+    server = ffmpeg_stream(clip)
+    config = base(demo_xml, compiled_cache)
+    config["output"].update(include_scores=False, log_every_s=3600.0)
+    config.update(sampling={"mode": "rolling", "stride": 8}, http={"enabled": False},
+                  reconnect={"attempts": 2, "delay_s": 0.1, "max_delay_s": 0.3, "open_timeout_s": 2.0,
+                             "read_timeout_s": 2.0})
+    config["cameras"] = {"yard": {"source": server.url()}}
+    stop = StopFlag()
+    service = Service(config_from_mapping(config), mode="serve", stop=stop)
+    watcher = Watcher()
+    service.subscribe(watcher)
+    worker = threading.Thread(target=service.run)
+    worker.start()
+
+    def kinds(kind):
+        return [e for e in watcher.events if e.kind == kind]
+
+    try:
+        assert watcher.wait_for(lambda events: len(kinds("prediction")) >= 1)
+        server.stop()
+        # Out of quick attempts: offline, still trying (every max_delay_s), the service still up.
+        assert watcher.wait_for(lambda events: any(e.record["state"] == "offline" for e in kinds("status")))
+        offline = next(e for e in kinds("status") if e.record["state"] == "offline")
+        assert "retrying every 0.3 s" in offline.record["reason"]
+        assert worker.is_alive() and service.status()["cameras"]["yard"]["state"] == "offline"
+        ffmpeg_stream(clip, port=server.port)  # the camera is back after its "reboot"
+        assert watcher.wait_for(lambda events: kinds("gap") and any(
+            e.record["state"] == "online" for e in kinds("status")[kinds("status").index(offline):]))
+        gap = kinds("gap")[0]
+        assert watcher.wait_for(lambda events: any(watcher.events.index(e) > watcher.events.index(gap)
+                                                   for e in kinds("prediction")))
+    finally:
+        stop.request()
+        worker.join(60)
+    states = [e.record["state"] for e in kinds("status")]
+    assert states[:2] == ["starting", "online"] and states[-1] == "finished"
+    assert all(a != b for a, b in zip(states, states[1:])), states  # one event per transition
+    assert "offline" in states and states[states.index("offline") + 1] == "online"
+    assert service.lanes["yard"].health.reconnect_attempts > 2  # it kept trying after its 2 quick attempts
