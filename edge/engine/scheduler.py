@@ -1,12 +1,19 @@
 """The shared model's queue: every lane offers ready clips, one set of infer requests serves them all.
 
-``ClipQueue`` is the policy and nothing else (no threads, no clock of its own):
+``ClipQueue`` is the policy and nothing else (no threads, no clock of its own:
+the time comes in as ``now_ns`` arguments):
 
 - round-robin across lanes: after a lane's clip is taken, the next lane in
   registration order that has a clip goes first, so a busy camera cannot starve
   a quiet one;
-- a **live** lane keeps only its freshest waiting clip: offering a new one
-  displaces the older, which comes back as *skipped* (its lane counts it);
+- a **live** lane's clips wait in order, oldest first, within a latency budget
+  (``max_wait_ns``, from the moment the clip was ready: ``Ticket.ready_ns``). A
+  waiting clip older than the budget is *skipped* (its lane counts it) when the
+  lane offers its next clip or a request is taken, but the lane's newest waiting
+  clip never is: it is the freshest there is. So a burst of clips costs none,
+  and an overloaded camera still gets its freshest clip inferred;
+- a budget of 0 keeps only a live lane's freshest clip: offering a new one skips
+  the older (release 2's policy);
 - a **file** lane's clips wait in order and are never dropped (the lane's clip
   ring bounds how many can wait).
 
@@ -42,7 +49,12 @@ class Ticket:
     number: int
     clip: np.ndarray | None = None  # float32 (T,C,H,W) view into the lane's ring, leased until the outcome
     offered_ns: int = 0             # stamped by the scheduler when offered
-    ready_ns: int = 0               # perf_counter_ns when the clip's newest frame arrived (0: when offered)
+    ready_ns: int | None = None     # when the clip was ready (its newest frame queued), on the scheduler's
+                                    # clock; its age for the budget counts from here. None: when offered
+
+    @property
+    def ready_at_ns(self) -> int:
+        return self.offered_ns if self.ready_ns is None else self.ready_ns
 
 
 @dataclass(frozen=True)
@@ -58,9 +70,10 @@ class Outcome:
 
 
 class ClipQueue:
-    """Round-robin over lanes; a live lane keeps only its freshest clip, a file lane keeps all."""
+    """Round-robin over lanes; a live lane's clips wait within the budget, a file lane keeps all."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_wait_ns: int = 0) -> None:
+        self.max_wait_ns = int(max_wait_ns)
         self._waiting: dict[str, deque[Ticket]] = {}
         self._live: dict[str, bool] = {}
         self._order: list[str] = []
@@ -73,17 +86,36 @@ class ClipQueue:
         self._live[lane] = bool(live)
         self._order.append(lane)
 
-    def offer(self, ticket: Ticket) -> Ticket | None:
-        """Queue ``ticket``; return the older ticket it displaced (live lanes only), else None."""
-        waiting = self._waiting[ticket.lane]
-        displaced = None
-        if self._live[ticket.lane] and waiting:
-            displaced = waiting.popleft()
-        waiting.append(ticket)
-        return displaced
+    def offer(self, ticket: Ticket, now_ns: int = 0) -> list[Ticket]:
+        """Queue ``ticket``; return the clips of its lane skipped now (live lanes only), oldest first."""
+        self._waiting[ticket.lane].append(ticket)
+        return self._expire(ticket.lane, now_ns)
+
+    def expire(self, now_ns: int) -> list[Ticket]:
+        """Skip every live lane's waiting clips that are older than the budget, except each lane's newest."""
+        skipped: list[Ticket] = []
+        for lane in self._order:
+            skipped.extend(self._expire(lane, now_ns))
+        return skipped
+
+    def _expire(self, lane: str, now_ns: int) -> list[Ticket]:
+        waiting = self._waiting[lane]
+        if not self._live[lane] or len(waiting) < 2:
+            return []
+        newest = waiting.pop()  # never skipped: the freshest clip there is
+        kept, skipped = [], []
+        for ticket in waiting:
+            expired = self.max_wait_ns <= 0 or now_ns - ticket.ready_at_ns > self.max_wait_ns
+            (skipped if expired else kept).append(ticket)
+        waiting.clear()
+        waiting.extend(kept)
+        waiting.append(newest)
+        return skipped
 
     def take(self) -> Ticket | None:
-        """The next ticket by round-robin, or None when nothing waits."""
+        """The next ticket by round-robin (a lane's oldest), or None when nothing waits.
+
+        Call ``expire(now_ns)`` first, so that no clip older than the budget is taken."""
         count = len(self._order)
         for step in range(count):
             index = (self._cursor + step) % count
@@ -104,11 +136,6 @@ class ClipQueue:
                 self._cursor -= 1
             self._cursor = self._cursor % len(self._order) if self._order else 0
         return waiting
-
-    def waiting(self, lane: str | None = None) -> int:
-        if lane is not None:
-            return len(self._waiting.get(lane, ()))
-        return sum(len(w) for w in self._waiting.values())
 
 
 class _Router:
@@ -146,18 +173,23 @@ class Scheduler:
 
     ``register(lane, live, deliver)`` before the lane offers; ``offer(ticket)``
     from the lane's thread; ``close()`` after every lane has received all its
-    outcomes. ``on_inferred(lane, infer_s, queue_wait_s)`` (optional) is called
-    for each finished request, e.g. by the Prometheus histograms.
+    outcomes. ``max_wait_ms`` is a live clip's latency budget (0: a live lane
+    keeps only its freshest clip). ``clock_ns`` is the clock of the tickets'
+    ``ready_ns`` (``time.perf_counter_ns``). ``on_inferred(lane, infer_s,
+    queue_wait_s)`` (optional) is called for each finished request, e.g. by the
+    Prometheus histograms.
     """
 
-    def __init__(self, classifier, num_requests: int, *,
+    def __init__(self, classifier, num_requests: int, *, max_wait_ms: float = 400,
                  on_inferred: Callable[[str, float, float], None] | None = None,
-                 clock_ns: Callable[[], int] = time.perf_counter_ns, requests=None, max_wait_ms: int = 0) -> None:
+                 clock_ns: Callable[[], int] = time.perf_counter_ns, requests=None) -> None:
+        if max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
         self.classifier = classifier
-        self.max_wait_ms = int(max_wait_ms)
         self._clock_ns = clock_ns
         self.num_requests = int(num_requests)
-        self._policy = ClipQueue()
+        self.max_wait_ms = max_wait_ms
+        self._policy = ClipQueue(round(max_wait_ms * 1_000_000))
         self._cond = threading.Condition()
         self._closing = False
         self._router = _Router()
@@ -170,7 +202,6 @@ class Scheduler:
             requests = ov.AsyncInferQueue(classifier.compiled, self.num_requests)
         self._requests = requests
         self._requests.set_callback(_make_callback(self._router))
-        self.submitted = 0
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
         self._thread.start()
 
@@ -189,32 +220,35 @@ class Scheduler:
                 deliver(Outcome(ticket, SKIPPED))
 
     def offer(self, ticket: Ticket) -> None:
-        """Queue a lane's clip; a displaced older clip of a live lane comes back to it as skipped."""
+        """Queue a lane's clip; its older clips out of the budget come back to it as skipped."""
         with self._cond:
             if self._closing:
                 raise RuntimeError("the scheduler is closed")
-            ticket = replace(ticket, offered_ns=self._clock_ns())
-            displaced = self._policy.offer(ticket)
+            now = self._clock_ns()
+            ticket = replace(ticket, offered_ns=now, ready_ns=now if ticket.ready_ns is None else ticket.ready_ns)
+            skipped = self._policy.offer(ticket, now)
             self._cond.notify()
             deliver = self._router.lanes[ticket.lane]
-        if displaced is not None:
-            deliver(Outcome(displaced, SKIPPED))
-
-    def waiting(self, lane: str | None = None) -> int:
-        with self._cond:
-            return self._policy.waiting(lane)
+        for old in skipped:
+            deliver(Outcome(old, SKIPPED))
 
     def _loop(self) -> None:
         while True:
-            self._router.idle.acquire()  # a request is free: only now choose, so live clips are the freshest
+            self._router.idle.acquire()  # a request is free: only now choose, so ages are judged at the start
+            skipped: list[Ticket] = []
+            ticket = None
             with self._cond:
-                ticket = None if self._closing else self._policy.take()
-                while ticket is None and not self._closing:
-                    self._cond.wait()
+                while not self._closing:
+                    skipped.extend(self._policy.expire(self._clock_ns()))
                     ticket = self._policy.take()
-                if ticket is None:
-                    self._router.idle.release()
-                    return
+                    if ticket is not None:
+                        break
+                    self._cond.wait()
+            for old in skipped:  # before the start: their ring slots come back to the lane now
+                self._router.lanes[old.lane](Outcome(old, SKIPPED))
+            if ticket is None:
+                self._router.idle.release()
+                return
             self._start(ticket)
 
     def _start(self, ticket: Ticket) -> None:
@@ -222,7 +256,6 @@ class Scheduler:
             batch = self.classifier.as_input(ticket.clip)
             now = self._clock_ns()
             self._requests.start_async({0: batch}, ((ticket, now), now, batch), share_inputs=True)
-            self.submitted += 1
         except Exception as error:  # a bad clip must not kill the shared queue
             log.error("inference could not start for %s clip %d: %s", ticket.lane, ticket.number, error)
             self._router.idle.release()

@@ -1,8 +1,9 @@
 """The shared scheduler: fairness, skipping and ordering, with a fake clock and fake infer requests.
 
-The oracle is the policy stated in DESIGN.md ("round-robin across cameras; a live camera keeps only
-its freshest clip when every request is busy; a file camera never loses a clip; results go back to
-their own lane"), worked out by hand for each case.
+The oracle is the policy stated in DESIGN.md ("round-robin across cameras; a file camera never loses a
+clip; results go back to their own lane"; release 3: "a live clip may wait within
+`inference.max_wait_ms` before it is skipped for a fresher one", and with a budget of 0 a live camera
+keeps only its freshest clip, as in release 2), worked out by hand for each case.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections import Counter, deque
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.engine.scheduler import DONE, SKIPPED, ClipQueue, Outcome, Scheduler, Ticket
 
@@ -46,21 +49,124 @@ def test_a_busy_lane_cannot_starve_a_quiet_one():
     assert policy.take().lane == "busy"
 
 
-def test_live_lane_keeps_only_its_freshest_clip():
-    policy = ClipQueue()
+def test_without_a_budget_a_live_lane_keeps_only_its_freshest_clip():
+    policy = ClipQueue(max_wait_ns=0)
     policy.add_lane("cam", live=True)
-    assert policy.offer(Ticket("cam", 0)) is None
+    assert policy.offer(Ticket("cam", 0)) == []
     displaced = policy.offer(Ticket("cam", 1))
-    assert displaced == Ticket("cam", 0)
-    assert policy.offer(Ticket("cam", 2)) == Ticket("cam", 1)
+    assert displaced == [Ticket("cam", 0)]
+    assert policy.offer(Ticket("cam", 2)) == [Ticket("cam", 1)]
     assert policy.take() == Ticket("cam", 2) and policy.take() is None
 
 
 def test_file_lane_never_loses_a_clip_and_keeps_order():
     policy = ClipQueue()
     policy.add_lane("file", live=False)
-    assert all(policy.offer(t) is None for t in tickets("file", 50))
+    assert all(policy.offer(t) == [] for t in tickets("file", 50))
     assert [t.number for t in iter(policy.take, None)] == list(range(50))
+
+
+MS = 1_000_000  # ns
+
+
+def test_a_burst_within_the_budget_waits_in_order():
+    policy = ClipQueue(max_wait_ns=400 * MS)
+    policy.add_lane("cam", live=True)
+    for number in range(5):
+        assert policy.offer(Ticket("cam", number, ready_ns=number * MS), now_ns=number * MS) == []
+    assert policy.expire(now_ns=400 * MS) == []  # the oldest is exactly 400 ms old: within the budget
+    assert [t.number for t in iter(policy.take, None)] == [0, 1, 2, 3, 4]
+
+
+def test_a_live_clip_older_than_the_budget_is_skipped_but_never_the_newest():
+    policy = ClipQueue(max_wait_ns=400 * MS)
+    policy.add_lane("cam", live=True)
+    policy.add_lane("file", live=False)
+    policy.offer(Ticket("file", 0, ready_ns=0), now_ns=0)
+    policy.offer(Ticket("cam", 0, ready_ns=0), now_ns=0)
+    assert policy.expire(now_ns=10_000 * MS) == []  # alone, the newest: never skipped for age
+    assert policy.offer(Ticket("cam", 1, ready_ns=9_800 * MS), now_ns=10_000 * MS) == [Ticket("cam", 0, ready_ns=0)]
+    assert policy.offer(Ticket("cam", 2, ready_ns=9_900 * MS), now_ns=10_000 * MS) == []  # 1 is 200 ms old
+    assert policy.expire(now_ns=10_200 * MS) == []  # 1 is 400 ms old: still within the budget
+    assert [t.number for t in policy.expire(now_ns=10_201 * MS)] == [1]
+    assert [(t.lane, t.number) for t in iter(policy.take, None)] == [("cam", 2), ("file", 0)]  # lanes in turn
+
+
+def test_the_ready_time_not_the_offer_time_is_the_clips_age():
+    policy = ClipQueue(max_wait_ns=400 * MS)
+    policy.add_lane("cam", live=True)
+    policy.offer(Ticket("cam", 0, offered_ns=1_000 * MS, ready_ns=500 * MS), now_ns=1_000 * MS)
+    skipped = policy.offer(Ticket("cam", 1, offered_ns=1_000 * MS, ready_ns=990 * MS), now_ns=1_000 * MS)
+    assert [t.number for t in skipped] == [0]  # offered just now, but ready 500 ms ago
+    assert policy.offer(Ticket("cam", 2, offered_ns=1_000 * MS), now_ns=1_000 * MS) == []  # no ready_ns: offered
+
+
+def test_budget_round_robin_across_two_live_lanes():
+    policy = ClipQueue(max_wait_ns=400 * MS)
+    for lane in ("a", "b"):
+        policy.add_lane(lane, live=True)
+        for number in range(3):
+            policy.offer(Ticket(lane, number, ready_ns=0), now_ns=0)
+    assert [(t.lane, t.number) for t in iter(policy.take, None)] == \
+        [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+
+
+@st.composite
+def policy_runs(draw):
+    lanes = draw(st.lists(st.booleans(), min_size=1, max_size=4))  # live or not, per lane
+    ops = draw(st.lists(st.one_of(
+        st.tuples(st.just("offer"), st.integers(0, len(lanes) - 1), st.integers(0, 600)),  # ready this long ago
+        st.tuples(st.just("advance"), st.integers(0, 500)),
+        st.tuples(st.just("take")),
+        st.tuples(st.just("expire")),
+    ), max_size=60))
+    return lanes, draw(st.sampled_from([0, 1, 100, 400])), ops
+
+
+@settings(max_examples=300, deadline=None)
+@given(policy_runs())
+def test_policy_every_clip_is_taken_skipped_or_left_exactly_once(run):
+    lanes, budget_ms, ops = run
+    names = [f"lane{index}" for index in range(len(lanes))]
+    policy = ClipQueue(max_wait_ns=budget_ms * MS)
+    for name, live in zip(names, lanes):
+        policy.add_lane(name, live)
+    now, numbers, fates = 0, Counter(), Counter()
+    newest: dict[str, int] = {}
+    taken: dict[str, list[int]] = {name: [] for name in names}
+
+    def skipped(tickets_skipped):
+        for ticket in tickets_skipped:
+            fates[(ticket.lane, ticket.number)] += 1
+            assert lanes[names.index(ticket.lane)], "a file lane's clip was skipped"
+            assert ticket.number != newest[ticket.lane], "a lane's newest clip was skipped"
+            if budget_ms:
+                assert now - ticket.ready_ns > budget_ms * MS, "a clip within the budget was skipped"
+
+    for op in ops:
+        if op[0] == "offer":
+            name = names[op[1]]
+            ticket = Ticket(name, numbers[name], ready_ns=max(0, now - op[2] * MS))
+            numbers[name] += 1
+            newest[name] = ticket.number
+            skipped(policy.offer(ticket, now_ns=now))
+        elif op[0] == "advance":
+            now += op[1] * MS
+        elif op[0] == "expire":
+            skipped(policy.expire(now))
+        else:
+            skipped(policy.expire(now))
+            ticket = policy.take()
+            if ticket is not None:
+                fates[(ticket.lane, ticket.number)] += 1
+                taken[ticket.lane].append(ticket.number)
+                if budget_ms and lanes[names.index(ticket.lane)] and ticket.number != newest[ticket.lane]:
+                    assert now - ticket.ready_ns <= budget_ms * MS, "an expired clip was taken"
+    for name in names:
+        for ticket in policy.remove_lane(name):
+            fates[(ticket.lane, ticket.number)] += 1
+    assert fates == Counter({(name, number): 1 for name in names for number in range(numbers[name])})
+    assert all(numbers_taken == sorted(numbers_taken) for numbers_taken in taken.values())  # oldest first
 
 
 def test_removing_a_lane_returns_its_waiting_clips_and_keeps_the_turn_order():
@@ -95,6 +201,7 @@ class FakeRequests:
 
     def __init__(self):
         self.started: deque = deque()
+        self.history: list[Ticket] = []  # every ticket started, in start order
         self.cond = threading.Condition()
         self.callback = None
 
@@ -104,6 +211,7 @@ class FakeRequests:
     def start_async(self, inputs, userdata, share_inputs=True):
         with self.cond:
             self.started.append(userdata)
+            self.history.append(userdata[0][0])
             self.cond.notify_all()
 
     def wait_for_started(self, count: int, timeout: float = 10.0) -> None:
@@ -155,10 +263,11 @@ class FakeClock:
         return self.now
 
 
-def make_scheduler(num_requests: int, clock=None):
+def make_scheduler(num_requests: int, clock=None, max_wait_ms: float = 400):
     requests = FakeRequests()
     waits = []
     scheduler = Scheduler(FakeClassifier(), num_requests, requests=requests, clock_ns=clock or FakeClock(),
+                          max_wait_ms=max_wait_ms,
                           on_inferred=lambda lane, infer_s, wait_s: waits.append((lane, infer_s, wait_s)))
     return scheduler, requests, waits
 
@@ -167,8 +276,8 @@ def clip(value: float = 0.0) -> np.ndarray:
     return np.full((2, 3, 4, 4), value, np.float32)
 
 
-def test_every_ticket_gets_exactly_one_outcome_and_live_skips_are_counted():
-    scheduler, requests, _ = make_scheduler(num_requests=1)
+def test_without_a_budget_every_ticket_gets_exactly_one_outcome_and_live_skips_are_counted():
+    scheduler, requests, _ = make_scheduler(num_requests=1, max_wait_ms=0)
     inbox = Inbox()
     scheduler.register("cam", live=True, deliver=inbox)
     try:
@@ -212,7 +321,7 @@ def test_results_go_back_to_their_own_lane_even_out_of_order():
 
 def test_fairness_under_overload_three_live_cameras():
     """Three live cameras always have a fresh clip ready; one request serves them in turn."""
-    scheduler, requests, _ = make_scheduler(num_requests=1)
+    scheduler, requests, _ = make_scheduler(num_requests=1, max_wait_ms=0)
     inboxes = {name: Inbox() for name in ("a", "b", "c")}
     for name, inbox in inboxes.items():
         scheduler.register(name, live=True, deliver=inbox)
@@ -297,3 +406,218 @@ def test_unregister_returns_waiting_clips_as_skipped():
     finally:
         scheduler.close()
     assert {o.ticket.number: o.status for o in outcomes} == {0: DONE, 1: SKIPPED, 2: SKIPPED}
+
+
+# ---------------------------------------------------------------- the latency budget, threaded
+
+
+def occupy_the_request(scheduler, requests, inbox):
+    """A file clip holds the only request, so the test's clips wait and the order is the test's."""
+    scheduler.register("blocker", live=False, deliver=inbox)
+    scheduler.offer(Ticket("blocker", 0, clip()))
+    requests.wait_for_started(1)
+
+
+def test_a_burst_within_the_budget_loses_no_clip_and_keeps_order():
+    clock = FakeClock()
+    scheduler, requests, _ = make_scheduler(num_requests=1, clock=clock, max_wait_ms=400)
+    inbox, blocked = Inbox(), Inbox()
+    scheduler.register("cam", live=True, deliver=inbox)
+    try:
+        occupy_the_request(scheduler, requests, blocked)
+        for number in range(6):  # MPEG-TS delivered the frames of six clips at once
+            scheduler.offer(Ticket("cam", number, clip(), ready_ns=clock.now))
+        served = []
+        for _ in range(7):
+            requests.wait_for_started(1)
+            clock.now += 50 * MS  # each inference takes 50 ms: the last clip starts 300 ms after it was ready
+            ticket = requests.complete_oldest()
+            served.append((ticket.lane, ticket.number))
+        outcomes = inbox.wait(6)
+    finally:
+        scheduler.close()
+    assert served == [("blocker", 0)] + [("cam", number) for number in range(6)]
+    assert [(o.ticket.number, o.status) for o in outcomes] == [(number, DONE) for number in range(6)]
+
+
+def test_a_clip_older_than_the_budget_is_skipped_when_a_fresher_one_waits():
+    clock = FakeClock()
+    scheduler, requests, _ = make_scheduler(num_requests=1, clock=clock, max_wait_ms=400)
+    inbox, blocked = Inbox(), Inbox()
+    scheduler.register("cam", live=True, deliver=inbox)
+    try:
+        occupy_the_request(scheduler, requests, blocked)
+        scheduler.offer(Ticket("cam", 0, clip(), ready_ns=0))
+        clock.now = 100 * MS
+        scheduler.offer(Ticket("cam", 1, clip(), ready_ns=100 * MS))
+        clock.now = 450 * MS
+        scheduler.offer(Ticket("cam", 2, clip(), ready_ns=450 * MS))
+        # the offer skips 0 at once (450 ms old, and a fresher clip waits), on the lane's own thread
+        assert [(o.ticket.number, o.status) for o in inbox.outcomes] == [(0, SKIPPED)]
+        clock.now = 520 * MS  # 1 is now 420 ms old: skipped when the request is taken, 2 goes
+        requests.complete_oldest()
+        requests.wait_for_started(1)
+        assert requests.complete_oldest().number == 2
+        outcomes = inbox.wait(3)
+    finally:
+        scheduler.close()
+    assert [(o.ticket.number, o.status) for o in outcomes] == [(0, SKIPPED), (1, SKIPPED), (2, DONE)]
+    assert [(t.lane, t.number) for t in requests.history] == [("blocker", 0), ("cam", 2)]
+
+
+def test_the_newest_clip_is_never_skipped_for_age():
+    clock = FakeClock()
+    scheduler, requests, _ = make_scheduler(num_requests=1, clock=clock, max_wait_ms=400)
+    inbox, blocked = Inbox(), Inbox()
+    scheduler.register("cam", live=True, deliver=inbox)
+    try:
+        occupy_the_request(scheduler, requests, blocked)
+        scheduler.offer(Ticket("cam", 0, clip(), ready_ns=0))
+        clock.now = 10_000 * MS  # the box was overloaded for 10 s
+        scheduler.offer(Ticket("cam", 1, clip(), ready_ns=9_000 * MS))  # 0 skipped; 1 is 1 s old, but the newest
+        clock.now = 20_000 * MS
+        requests.complete_oldest()
+        requests.wait_for_started(1)
+        assert requests.complete_oldest().number == 1
+        outcomes = inbox.wait(2)
+    finally:
+        scheduler.close()
+    assert [(o.ticket.number, o.status) for o in outcomes] == [(0, SKIPPED), (1, DONE)]
+
+
+def test_a_budget_of_zero_keeps_only_the_freshest_clip():
+    clock = FakeClock()
+    scheduler, requests, _ = make_scheduler(num_requests=1, clock=clock, max_wait_ms=0)
+    inbox, blocked = Inbox(), Inbox()
+    scheduler.register("cam", live=True, deliver=inbox)
+    try:
+        occupy_the_request(scheduler, requests, blocked)
+        for number in range(4):  # the same burst as above, all of it ready together and just now
+            scheduler.offer(Ticket("cam", number, clip(), ready_ns=clock.now))
+        requests.complete_oldest()
+        requests.wait_for_started(1)
+        assert requests.complete_oldest().number == 3
+        outcomes = inbox.wait(4)
+    finally:
+        scheduler.close()
+    assert [(o.ticket.number, o.status) for o in outcomes] == [(0, SKIPPED), (1, SKIPPED), (2, SKIPPED), (3, DONE)]
+
+
+def test_round_robin_across_two_live_lanes_with_bursts_and_the_budget():
+    """Both cameras deliver four clips at t=0; one request, 150 ms per inference, a 400 ms budget.
+
+    t=150 a0 starts, t=300 b0; at t=450 clips 1 and 2 of both are 450 ms old and a fresher clip
+    waits behind them: skipped; a3 starts, then b3 (the newest of each, whatever their age)."""
+    clock = FakeClock()
+    scheduler, requests, _ = make_scheduler(num_requests=1, clock=clock, max_wait_ms=400)
+    inboxes = {name: Inbox() for name in ("a", "b")}
+    for name, inbox in inboxes.items():
+        scheduler.register(name, live=True, deliver=inbox)
+    try:
+        occupy_the_request(scheduler, requests, Inbox())  # registered third: after it, "a" has the turn
+        for name in inboxes:
+            for number in range(4):
+                scheduler.offer(Ticket(name, number, clip(), ready_ns=0))
+        served = []
+        for _ in range(5):
+            requests.wait_for_started(1)
+            clock.now += 150 * MS  # then the request completes, and the next clip is chosen at this time
+            ticket = requests.complete_oldest()
+            served.append((ticket.lane, ticket.number))
+        got = {name: inbox.wait(4) for name, inbox in inboxes.items()}
+    finally:
+        scheduler.close()
+    assert served == [("blocker", 0), ("a", 0), ("b", 0), ("a", 3), ("b", 3)]
+    for outcomes in got.values():
+        assert sorted((o.ticket.number, o.status) for o in outcomes) == \
+            [(0, DONE), (1, SKIPPED), (2, SKIPPED), (3, DONE)]
+
+
+def test_round_robin_across_two_live_lanes_with_bursts_within_the_budget():
+    scheduler, requests, _ = make_scheduler(num_requests=1, max_wait_ms=400)  # the clock stands still
+    inboxes = {name: Inbox() for name in ("a", "b")}
+    for name, inbox in inboxes.items():
+        scheduler.register(name, live=True, deliver=inbox)
+    try:
+        occupy_the_request(scheduler, requests, Inbox())
+        for name in inboxes:
+            for number in range(3):
+                scheduler.offer(Ticket(name, number, clip()))
+        served = []
+        for _ in range(7):
+            requests.wait_for_started(1)
+            ticket = requests.complete_oldest()
+            served.append((ticket.lane, ticket.number))
+        got = {name: inbox.wait(3) for name, inbox in inboxes.items()}
+    finally:
+        scheduler.close()
+    assert served == [("blocker", 0), ("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert all([o.status for o in outcomes] == [DONE] * 3 for outcomes in got.values())
+
+
+@st.composite
+def scheduler_runs(draw):
+    lanes = draw(st.lists(st.booleans(), min_size=1, max_size=3))  # live or not, per lane
+    ops = draw(st.lists(st.one_of(
+        st.tuples(st.just("offer"), st.integers(0, len(lanes) - 1), st.integers(0, 600)),  # ready this long ago
+        st.tuples(st.just("advance"), st.integers(0, 500)),
+        st.tuples(st.just("complete"), st.booleans()),  # oldest or newest started request, if any
+    ), max_size=40))
+    return lanes, draw(st.integers(1, 3)), draw(st.sampled_from([0, 400])), ops
+
+
+@settings(max_examples=60, deadline=None)
+@given(scheduler_runs())
+def test_every_ticket_gets_exactly_one_outcome_under_any_interleaving(run):
+    """Whatever the order of offers, clock steps and completions (and however the scheduler's thread
+    interleaves with them), each ticket comes back exactly once; a file lane loses nothing before
+    the close; a live lane's skipped clip was never its newest, and was older than the budget."""
+    lanes, num_requests, budget_ms, ops = run
+    clock = FakeClock()
+    scheduler, requests, _ = make_scheduler(num_requests=num_requests, clock=clock, max_wait_ms=budget_ms)
+    names = [f"lane{index}" for index in range(len(lanes))]
+    seen: list[tuple[Outcome, int, int, bool]] = []  # outcome, clock and lane's newest at delivery, closing
+    lock = threading.Lock()
+    closing = False
+    newest: dict[str, int] = {}
+
+    def deliver(outcome):
+        with lock:
+            seen.append((outcome, clock.now, newest[outcome.ticket.lane], closing))
+
+    for name, live in zip(names, lanes):
+        scheduler.register(name, live, deliver)
+    numbers = Counter()
+    try:
+        for op in ops:
+            if op[0] == "offer":
+                name = names[op[1]]
+                with lock:
+                    newest[name] = numbers[name]
+                scheduler.offer(Ticket(name, numbers[name], clip(numbers[name]),
+                                       ready_ns=max(0, clock.now - op[2] * MS)))
+                numbers[name] += 1
+            elif op[0] == "advance":
+                clock.now += op[1] * MS
+            elif requests.started:
+                requests.complete_oldest() if op[1] else requests.complete_newest()
+    finally:
+        with lock:
+            closing = True
+        scheduler.close()  # what still waits comes back skipped; nothing starts after this
+        while requests.started:
+            requests.complete_oldest()
+    fates = Counter((o.ticket.lane, o.ticket.number) for o, _, _, _ in seen)
+    assert fates == Counter({(name, number): 1 for name in names for number in range(numbers[name])})
+    for outcome, delivered_at, lanes_newest, at_close in seen:
+        live = lanes[names.index(outcome.ticket.lane)]
+        if outcome.status == DONE:
+            assert outcome.logits[0] == outcome.ticket.number
+        elif not at_close:
+            assert outcome.status == SKIPPED and live, "a file lane's clip was skipped"
+            assert outcome.ticket.number < lanes_newest, "a lane's newest clip was skipped"
+            if budget_ms:
+                assert delivered_at - outcome.ticket.ready_ns > budget_ms * MS, "a clip within the budget skipped"
+    for name in names:  # every lane's clips start in the order they were offered
+        started = [t.number for t in requests.history if t.lane == name]
+        assert started == sorted(started)
