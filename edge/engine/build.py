@@ -8,12 +8,13 @@ house until the end.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 from dataclasses import dataclass
 
 from edge.config import ConfigError, check_activity_labels, sample_clip_path
 from edge.engine.clips import ClipStage
-from edge.engine.input import LaneInput
+from edge.engine.input import LIVE_BUFFER_FRAMES, LaneInput
 from edge.engine.lane import Lane, needs_pictures
 from edge.engine.output import FrameOutput
 from edge.engine.reporter import Reporter
@@ -24,7 +25,7 @@ from edge.postprocess import Postprocessor
 from edge.preprocess import ClipRing
 from edge.sampling import ClipSampler
 from edge.sinks import EventWriter, SubtitleSink, VideoSink, WindowSink
-from edge.sources import DecodeOptions, ReconnectPolicy, SourceError, open_source
+from edge.sources import DEFAULT_FPS, DecodeOptions, ReconnectPolicy, SourceError, open_source
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,8 @@ def build_lane(camera, *, source, health: Health, model: Model, emit, run_id: st
     sampling = camera.sampling
     sampler = ClipSampler(sampling.mode, sampling.clip_len, sampling.frame_step, sampling.stride)
     mean = camera.preprocess.mean if camera.preprocess.mean is not None else info.mean
-    in_flight = model.scheduler.num_requests + 1 + _waiting_clips(camera, model.scheduler)
+    fps = source.fps if source is not None else None
+    in_flight = model.scheduler.num_requests + 1 + _waiting_clips(camera, model.scheduler, fps)
     ring = ClipRing(clip_len=sampling.clip_len, size=camera.preprocess.size,
                     capacity=sampler.ring_capacity(in_flight), mean=tuple(mean),
                     interpolation=camera.preprocess.interpolation)
@@ -165,15 +167,15 @@ def build_lane(camera, *, source, health: Health, model: Model, emit, run_id: st
     return lane
 
 
-def _waiting_clips(camera, scheduler: Scheduler) -> int:
-    """Clips of a live camera that may wait within the latency budget beside those in flight."""
+def _waiting_clips(camera, scheduler: Scheduler, fps: float | None) -> int:
+    """Clips of a live camera that may wait within the latency budget beside those in flight: every
+    clip made within the budget, plus a burst of the live buffer's frames, so the ring is never what
+    holds a live camera back (a full ring would block the lane and drop frames)."""
     if not camera.live or not scheduler.max_wait_ms:
         return 0
-    frames_per_clip = camera.sampling.stride * camera.sampling.frame_step
-    return max(1, int(scheduler.max_wait_ms / 1000.0 * LIVE_FPS_BOUND / frames_per_clip) + 1)
-
-
-LIVE_FPS_BOUND = 30.0  # the fastest camera the ring is sized for; a faster one skips sooner, never blocks
+    sampling = camera.sampling
+    frames = scheduler.max_wait_ms / 1000.0 * (fps or DEFAULT_FPS) / sampling.frame_step + LIVE_BUFFER_FRAMES
+    return math.ceil(frames / sampling.stride)
 
 
 def _monitor(camera, labels, checks, run_id: str):
