@@ -482,7 +482,7 @@ def test_http_on_a_network_address_needs_a_token(host):
     message = error_of(config_from_mapping, {"http": {"host": host}}, "c.yaml")
     assert message.startswith(f"c.yaml: http.host: serving on {host!r} (not a loopback address) needs http.token")
     assert config_from_mapping({"http": {"host": host, "token": "t"}}).http.token == "t"
-    assert config_from_mapping({"http": {"host": host, "enabled": False}}).http.enabled == "false"
+    assert config_from_mapping({"http": {"host": host, "enabled": False}}).http.enabled is False
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])

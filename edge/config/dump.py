@@ -11,19 +11,10 @@ from typing import Any
 import yaml
 
 from edge.config.loader import dotted
-from edge.config.schema import (
-    GLOBAL_ONLY,
-    OUTPUT_PATHS,
-    PER_CAMERA,
-    CameraConfig,
-    ServiceConfig,
-    file_model,
-)
+from edge.config.schema import GLOBAL_ONLY, OUTPUT_PATHS, PER_CAMERA, SECTIONS, CameraConfig, ServiceConfig, file_model
 from edge.urls import mask_credentials
 
 MASK = "***"
-_ORDER = ("model", "inference", "sampling", "preprocess", "postprocess", "gating", "decode", "output",
-          "reconnect", "activities", "rules", "mqtt", "http")
 _SECRETS = ("mqtt.password", "http.token")
 
 
@@ -119,7 +110,7 @@ def config_to_mapping(config: ServiceConfig, *, resolved: bool = False,
         mapping.update(_resolved_camera(camera, notes, "", full=True))
         for name in GLOBAL_ONLY:
             mapping[name] = _section(config, name)
-        mapping = {key: mapping[key] for key in ("source", *_ORDER)}
+        mapping = {key: mapping[key] for key in ("source", *SECTIONS)}
     elif resolved:
         for name in GLOBAL_ONLY:
             mapping[name] = _section(config, name)
@@ -128,7 +119,7 @@ def config_to_mapping(config: ServiceConfig, *, resolved: bool = False,
     else:
         if config.single_camera:
             mapping["source"] = config.camera.source
-        for name in _ORDER:
+        for name in SECTIONS:
             mapping[name] = _section(config, name)
         if not config.single_camera:
             mapping["cameras"] = {name: _camera_overrides(config, camera) for name, camera in config.cameras.items()}
@@ -241,14 +232,9 @@ def config_json_schema() -> dict:
     """JSON Schema (2020-12) of the YAML file, for editors (yaml-language-server) and CI checks."""
     schema = file_model().model_json_schema()
     for name, definition in schema.get("$defs", {}).items():
-        for prop in definition.get("properties", {}).values():
-            if name.endswith("Override") or name == "CameraFile":
+        if name.endswith("Override") or name == "CameraFile":
+            for prop in definition.get("properties", {}).values():
                 prop.pop("default", None)  # an override left out inherits; it has no default of its own
-            elif prop.get("default", 0) is None and {"const": "auto"} in prop.get("anyOf", ()):
-                prop["default"] = "auto"
-    for prop in schema.get("properties", {}).values():
-        if prop.get("default", 0) is None and {"const": "auto"} in prop.get("anyOf", ()):
-            prop["default"] = "auto"
     _closed_name_maps(schema)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": "edge-har configuration", **{k: v for k, v in schema.items() if k != "title"}}
