@@ -1,4 +1,5 @@
-"""Stream URLs: the schemes edge-har opens, and credentials masked before anything shows them.
+"""Stream URLs: the schemes edge-har opens, credentials masked before anything shows them, and
+the one rule for what kind of source a spec is (``source_kind``).
 
 No OpenCV here: ``edge.config`` validates sources with it and stays light for ``config validate``.
 """

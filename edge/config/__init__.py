@@ -31,45 +31,13 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from edge.config.dump import (
-    config_json_schema,
-    config_to_mapping,
-    config_to_yaml,
-    sample_clip_path,
-)
-from edge.config.loader import (
-    OVERRIDE_ORIGIN,
-    ConfigError,
-    Layers,
-    build,
-    camera_name_for,
-    error_at,
-    parse_yaml,
-    read_file,
-)
-from edge.config.schema import (
-    GLOBAL_ONLY,
-    HWACCELS,
-    OUTPUT_PATHS,
-    PER_CAMERA,
-    RULE_KINDS,
-    SECTIONS,
-    ActivityConfig,
-    CameraConfig,
-    DecodeConfig,
-    GatingConfig,
-    HttpConfig,
-    InferenceConfig,
-    ModelConfig,
-    MqttConfig,
-    OutputConfig,
-    PostprocessConfig,
-    PreprocessConfig,
-    ReconnectConfig,
-    RuleConfig,
-    SamplingConfig,
-    ServiceConfig,
-)
+from edge.config.dump import config_json_schema, config_to_mapping, config_to_yaml, sample_clip_path
+from edge.config.loader import (OVERRIDE_ORIGIN, ConfigError, Layers, build, camera_name_for, error_at, parse_yaml,
+                                read_file)
+from edge.config.schema import (GLOBAL_ONLY, HWACCELS, OUTPUT_PATHS, PER_CAMERA, RULE_KINDS, SECTIONS, ActivityConfig,
+                                CameraConfig, DecodeConfig, GatingConfig, HttpConfig, InferenceConfig, ModelConfig,
+                                MqttConfig, OutputConfig, PostprocessConfig, PreprocessConfig, ReconnectConfig,
+                                RuleConfig, SamplingConfig, ServiceConfig)
 from edge.config.values import SmoothingSpec, smoothing_check, source_kind
 from edge.urls import URL_SCHEMES, mask_credentials
 

@@ -19,16 +19,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from edge.config.schema import (
-    CameraConfig,
-    AT_ERROR,
-    CAMERA_KEYS,
-    GLOBAL_ONLY,
-    PER_CAMERA,
-    SECTIONS,
-    TOP_LEVEL,
-    ServiceConfig,
-)
+from edge.config.schema import (CameraConfig, AT_ERROR, CAMERA_KEYS, GLOBAL_ONLY, PER_CAMERA, SECTIONS, TOP_LEVEL,
+                                ServiceConfig)
 from edge.config.values import NAME_PATTERN, What, describe, key_text, scalar_text, source_kind
 
 OVERRIDE_ORIGIN = "--set"

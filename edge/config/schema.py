@@ -14,31 +14,15 @@ import difflib
 import ipaddress
 import os
 import re
-from typing import Annotated, Any, ClassVar, Literal, Optional
+from typing import Annotated, Any, ClassVar, Literal, Optional, get_args, get_origin
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
                       create_model, model_validator)
 from pydantic_core import PydanticCustomError
 
-from edge.config.values import (
-    NAME_PATTERN,
-    ActivityName,
-    AutoBool,
-    AutoOrInteger,
-    CameraName,
-    Labels,
-    Mean,
-    OptionalPath,
-    OptionalText,
-    Smoothing,
-    SmoothingSpec,
-    Source,
-    Text,
-    What,
-    check_camera_name,
-    scalar_text,
-    source_kind,
-)
+from edge.config.values import (NAME_PATTERN, ActivityName, AutoBool, AutoOrInteger, CameraName, Labels, Mean,
+                                OptionalPath, OptionalText, Smoothing, SmoothingSpec, Source, Text, What,
+                                check_camera_name, scalar_text, source_kind)
 
 AT_ERROR = "edge_at"  # ctx {"at": key path below the model, "problem", "blame"?: {key: problem}, "keyless"?}
 OUTPUT_PATHS = ("video", "subtitles", "events", "summary")   # may hold {camera}
@@ -52,21 +36,19 @@ def at(path: str | tuple, problem: str, **extra: Any) -> PydanticCustomError:
     return PydanticCustomError(AT_ERROR, "{problem}", {"at": path, "problem": problem, **extra})
 
 
-def _lower(value: Any) -> Any:
-    return value.strip().lower() if isinstance(value, str) else value
-
-
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, validate_default=False)
 
     @model_validator(mode="before")
     @classmethod
     def _choices_in_any_case(cls, data: Any) -> Any:
-        """A choice may be written in any case ("Batch"): compared lower-cased."""
+        """A choice may be written in any case, with spaces around ("Batch ")."""
         if isinstance(data, dict):
-            words = {name for name, field in cls.model_fields.items()
-                     if getattr(field.annotation, "__origin__", None) is Literal}
-            data = {key: _lower(value) if key in words else value for key, value in data.items()}
+            for name, field in cls.model_fields.items():
+                value = data.get(name)
+                if get_origin(field.annotation) is Literal and isinstance(value, str) \
+                        and value.strip().lower() in get_args(field.annotation):
+                    data = {**data, name: value.strip().lower()}
         return data
 
 
@@ -393,7 +375,8 @@ class ServiceConfig(CameraSections, _Engine):
                 if other == name:
                     problem = f"camera {name} would write output.{other_key} and output.{key} to one file {path}"
                 elif other_key == key:
-                    problem = f"cameras {other} and {name} would both write output.{key} {path}; put {{camera}} in the path"
+                    problem = (f"cameras {other} and {name} would both write output.{key} {path}; "
+                               f"put {{camera}} in the path")
                 else:
                     problem = (f"cameras {other} (output.{other_key}) and {name} (output.{key}) would both "
                                f"write {path}; put {{camera}} in the path")
@@ -406,25 +389,27 @@ class ServiceConfig(CameraSections, _Engine):
         names: dict[str, int] = {}
         for index, rule in enumerate(self.rules):
             if rule.name in names:
-                raise at(("rules", index, "name"), f"duplicate rule name {rule.name!r} (also rules[{names[rule.name]}])")
+                raise at(("rules", index, "name"),
+                         f"duplicate rule name {rule.name!r} (also rules[{names[rule.name]}])")
             names[rule.name] = index
-            bases = {}
             for key, reference in rule.references():
                 activity, _, camera = reference.partition("@")
                 where = ("rules", index, *_path(key))
                 if activity not in activities:
                     raise at(where, f"unknown activity {activity!r}" + _hint(activity, activities, "activities"))
                 if camera and camera not in self.cameras:
-                    raise at(where, f"unknown camera {camera!r} in {reference!r}" + _hint(camera, self.cameras, "cameras"))
-                if camera:
-                    bases[self.cameras[camera].time_base] = where
+                    raise at(where, f"unknown camera {camera!r} in {reference!r}"
+                             + _hint(camera, self.cameras, "cameras"))
             for position, camera in enumerate(rule.cameras or ()):
                 if camera not in self.cameras:
                     raise at(("rules", index, "cameras", position), f"unknown camera {camera!r}"
                              + _hint(camera, self.cameras, "cameras"))
-            if len(bases) > 1:
-                raise at(bases["wall"], "ties cameras with media time and wall time together; their times cannot "
-                                        "be compared (set reconnect.live alike)")
+            tied = {reference.partition("@")[2] for _, reference in rule.references()} - {""}
+            if tied and any("@" not in reference for _, reference in rule.references()):
+                tied |= set(rule.cameras or self.cameras)   # an untied step of a tied rule runs on these
+            if len({self.cameras[camera].time_base for camera in tied}) > 1:
+                raise at(("rules", index), "spans cameras with media time and wall time; their times cannot be "
+                                           "compared (give them the same reconnect.live)")
         return self
 
     def __eq__(self, other: object) -> bool:

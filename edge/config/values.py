@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Optional
 
-from pydantic import (AfterValidator, BeforeValidator, Field, PlainSerializer, PlainValidator, StrictBool,
-                      StrictInt, StrictStr, WithJsonSchema)
+from pydantic import (AfterValidator, BeforeValidator, Field, PlainSerializer, PlainValidator, StrictBool, StrictInt,
+                      StrictStr, WithJsonSchema)
 
 from edge.urls import URL_SCHEMES, mask_credentials, source_kind  # noqa: F401  (source_kind re-exported)
 
