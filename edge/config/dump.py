@@ -51,6 +51,8 @@ def _resolved_camera(camera: CameraConfig, notes: dict[str, str], prefix: str) -
     if camera.source is None:
         entry["source"] = str(sample_clip_path())
         notes[f"{prefix}source"] = "null: the bundled sample clip"
+    live = f"{'live' if camera.live else 'not live'} ({camera.kind}, {camera.time_base} time)"
+    notes[f"{prefix}reconnect.live"] = f"auto: {live}" if camera.reconnect.live is None else live
     if camera.sampling.mode == "batch" and camera.sampling.stride != camera.sampling.clip_len:
         entry["sampling"]["stride"] = camera.sampling.clip_len
         notes[f"{prefix}sampling.stride"] = "batch mode: clips do not overlap, the stride is clip_len"

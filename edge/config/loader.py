@@ -165,45 +165,27 @@ def expand_env(document: Any, origin: str, env: Mapping[str, str], prefix: tuple
             raise error_at(origin, dotted((*prefix, *path)) or None,
                            "YAML error: a value contains itself (a recursive alias)")
         busy.add(id(value))
-        used = False
         try:
-            if isinstance(value, dict):
-                result: Any = {}
-                for key, item in value.items():
-                    result[key], item_used = walk(item, (*path, key))
-                    used |= item_used
-            else:
-                result = []
-                for index, item in enumerate(value):
-                    copied, item_used = walk(item, (*path, index))
-                    result.append(copied)
-                    used |= item_used
+            pairs = value.items() if isinstance(value, dict) else enumerate(value)
+            walked = [(key, *walk(item, (*path, key))) for key, item in pairs]
         finally:
             busy.discard(id(value))
+        used = any(item_used for _, _, item_used in walked)
+        result = ({key: item for key, item, _ in walked} if isinstance(value, dict)
+                  else [item for _, item, _ in walked])
         if not used:
             done[id(value)] = result
         return result, used
 
     def substitute(text, path) -> tuple[str, bool]:
-        if "${" not in text:
-            return text, False
-        used = False
-
-        def replace(match):
-            nonlocal used
-            if match.group(0) == "$${":
-                return "${"
-            name = match.group(1)
+        names = [name for name in _ENV.findall(text) if name]   # "$${" matches with no name
+        for name in names:
             if name not in env:
                 raise error_at(origin, dotted((*prefix, *path)) or None,
                                f"environment variable {name} is not set (used as ${{{name}}})")
-            used = True
-            return env[name]
-
-        result = _ENV.sub(replace, text)
-        if used and env_keys is not None:
+        if names and env_keys is not None:
             env_keys.add(dotted((*prefix, *path)))
-        return result, used
+        return _ENV.sub(lambda match: env[match.group(1)] if match.group(1) else "${", text), bool(names)
 
     try:
         return walk(document, ())[0]
@@ -331,15 +313,12 @@ def _what(field: Any) -> str:
         return "one of " + ", ".join(repr(word) for word in get_args(field.annotation))
     if bool in types:
         return "true or false"
-    low = next((marks[k] for k in ("Ge", "Gt") if k in marks), None)
-    high = marks.get("Le")
+    ge, gt, le = (getattr(marks.get(name), name.lower(), None) for name in ("Ge", "Gt", "Le"))
     what = "an integer" if int in types else "a number"
-    low_value = low and getattr(low, "ge", getattr(low, "gt", None))
-    if low is not None and high is not None:
-        return what + (f" > {low.gt} and ≤ {high.le}" if "Gt" in marks else f" from {low_value} to {high.le}")
-    if low is not None:
-        return what + (f" > {low.gt}" if "Gt" in marks else f" ≥ {low.ge}")
-    return what
+    if ge is not None and le is not None:
+        return f"{what} from {ge} to {le}"
+    return what + (f" > {gt}" if gt is not None else f" ≥ {ge}" if ge is not None else "") + (
+        f" and ≤ {le}" if le is not None else "")
 
 
 def _leaf_paths() -> dict[str, str]:

@@ -243,46 +243,38 @@ class SmoothingSpec:
 SMOOTHING_WHAT = "'none', 'mean:N' (N ≥ 1) or 'ema:A' (0 < A ≤ 1)"
 
 
-def _smoothing_parts(kind: str, amount: Any, shown: Any) -> SmoothingSpec:
-    bad = ValueError(f"must be {SMOOTHING_WHAT}, got {scalar_text(shown)}")
-    if kind == "mean":
-        if isinstance(amount, str) and re.fullmatch(r"\+?\d+", amount.strip()):
-            amount = int(amount)
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-            raise bad
-        return SmoothingSpec("mean", window=amount)
-    try:
-        alpha = float(amount) if isinstance(amount, str) or _finite(amount) else math.nan
-    except (ValueError, OverflowError):
-        alpha = math.nan
-    if not (math.isfinite(alpha) and 0.0 < alpha <= 1.0):
-        raise bad
-    return SmoothingSpec("ema", alpha=alpha)
-
-
 def smoothing_check(value: Any) -> SmoothingSpec:
     """Any accepted ``postprocess.smoothing`` form (or a SmoothingSpec) → SmoothingSpec; ValueError otherwise."""
     if isinstance(value, SmoothingSpec):
         return value
-    if value is None:
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
         return SmoothingSpec("none")
     if isinstance(value, Mapping):  # {mean: 5} or {ema: 0.3}
         if len(value) != 1 or next(iter(value)) not in ("mean", "ema"):
             raise ValueError(f"expected {SMOOTHING_WHAT} or a mapping {{mean: N}} / {{ema: A}}, "
                              f"got a mapping with keys {', '.join(key_text(k) for k in list(value)[:5])}")
         ((kind, amount),) = value.items()
+        shown = f"{kind}: {scalar_text(amount)}" if isinstance(amount, str) else f"{kind}:{scalar_text(amount)}"
         if isinstance(amount, str):  # {mean: "5"} is a quoted number, not the shorthand form
-            raise ValueError(f"must be {SMOOTHING_WHAT}, got {kind}: {scalar_text(amount)}")
-        return _smoothing_parts(kind, amount, f"{kind}:{scalar_text(amount)}")
-    if not isinstance(value, str):
+            raise ValueError(f"must be {SMOOTHING_WHAT}, got {shown}")
+    elif isinstance(value, str):
+        match = re.fullmatch(r"(mean|ema)\s*:\s*(\S+)", value.strip().lower())
+        kind, amount, shown = (*match.groups(), value) if match else (None, None, value)
+    else:
         raise ValueError(f"expected {SMOOTHING_WHAT}, got {describe(value)}")
-    text = value.strip().lower()
-    if text == "none":
-        return SmoothingSpec("none")
-    match = re.fullmatch(r"(mean|ema)\s*:\s*(\S+)", text)
-    if match is None:
-        raise ValueError(f"must be {SMOOTHING_WHAT}, got {scalar_text(value)}")
-    return _smoothing_parts(match.group(1), match.group(2), value)
+    if kind == "mean":
+        if isinstance(amount, str) and re.fullmatch(r"\+?\d+", amount):
+            amount = int(amount)
+        if not isinstance(amount, bool) and isinstance(amount, int) and amount >= 1:
+            return SmoothingSpec("mean", window=amount)
+    elif kind == "ema":
+        try:
+            alpha = float(amount) if isinstance(amount, str) or _finite(amount) else math.nan
+        except ValueError:
+            alpha = math.nan
+        if math.isfinite(alpha) and 0.0 < alpha <= 1.0:
+            return SmoothingSpec("ema", alpha=alpha)
+    raise ValueError(f"must be {SMOOTHING_WHAT}, got {scalar_text(shown)}")
 
 
 Smoothing = _custom(smoothing_check, {"anyOf": [
