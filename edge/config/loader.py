@@ -393,14 +393,16 @@ class _Problem:
 
     def __init__(self, detail: dict, loc: tuple):
         self.loc, self.value, self.ctx = loc, detail.get("input"), detail.get("ctx") or {}
+        # an item of a list key (rules[0].steps[1]): worded as the list's, "item 2 is ..."
+        self.item = loc[-1] + 1 if loc and type(loc[-1]) is int and _field(loc[:-1]) else None
 
     @property
     def what(self) -> str:
-        return _what(_field(self.loc))
+        return _what(_field(self.loc[:-1] if self.item else self.loc))
 
 
 def _expected(p: _Problem) -> str:
-    return f"expected {p.what}, got {describe(p.value)}"
+    return f"expected {p.what}, " + (f"item {p.item} is " if p.item else "got ") + describe(p.value)
 
 
 def _must(p: _Problem) -> str:

@@ -173,11 +173,13 @@ def _steps(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-Reference = Annotated[StrictStr, BeforeValidator(_reference)]
-Steps = Annotated[tuple[Reference, ...], BeforeValidator(_steps), Field(min_length=2)]
-CameraList = Annotated[tuple[Annotated[StrictStr, BeforeValidator(check_camera_name)], ...],
+Reference = Annotated[StrictStr, BeforeValidator(_reference), What("an activity name or ACTIVITY@CAMERA")]
+Steps = Annotated[Optional[Annotated[tuple[Reference, ...], Field(min_length=2)]], BeforeValidator(_steps),
+                  What("a list of at least 2 activities")]
+CameraList = Annotated[Optional[Annotated[tuple[Annotated[StrictStr, BeforeValidator(check_camera_name)], ...],
+                                          Field(min_length=1)]],
                        BeforeValidator(lambda value: tuple(value) if isinstance(value, list) else value),
-                       Field(min_length=1)]
+                       What("a non-empty list of camera names or null")]
 
 
 class RuleConfig(Section):
@@ -191,13 +193,13 @@ class RuleConfig(Section):
     name: Annotated[StrictStr, What("a rule name: 1 to 64 of A-Z a-z 0-9 _ . -")] = Field(
         pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     kind: Literal[RULE_KINDS]
-    activity: Optional[Reference] = None
+    activity: Annotated[Optional[Reference], What("an activity name or ACTIVITY@CAMERA")] = None
     seconds: Optional[StrictFloat] = Field(None, gt=0.0)
-    steps: Optional[Steps] = None
-    first: Optional[Reference] = None
-    then: Optional[Reference] = None
+    steps: Steps = None
+    first: Annotated[Optional[Reference], What("an activity name or ACTIVITY@CAMERA")] = None
+    then: Annotated[Optional[Reference], What("an activity name or ACTIVITY@CAMERA")] = None
     within_s: Optional[StrictFloat] = Field(None, gt=0.0)
-    cameras: Optional[CameraList] = Field(None, description="cameras the rule runs on; null = every camera")
+    cameras: CameraList = Field(None, description="cameras the rule runs on; null = every camera")
 
     @model_validator(mode="after")
     def verify_keys_of_the_kind(self):
