@@ -133,16 +133,20 @@ def _masked(value: Any, is_env: Callable[[tuple], bool], path: tuple = ()) -> An
     return value.replace("${", "$${")
 
 
-def _closed_name_maps(node: Any) -> None:
-    """Camera and activity maps: a key that is not a valid name is an error, not an unchecked extra."""
+def _tidy(node: Any) -> None:
+    """Camera and activity maps are closed (a bad name is an error, not an unchecked extra); an
+    ``auto`` key's default is written ``auto``, as in the file."""
     if isinstance(node, dict):
         if "patternProperties" in node:
             node["additionalProperties"] = False
+        if node.get("default", 0) is None and any("auto" in (choice.get("enum") or [choice.get("const")])
+                                                  for choice in node.get("anyOf", ())):
+            node["default"] = "auto"
         for value in node.values():
-            _closed_name_maps(value)
+            _tidy(value)
     elif isinstance(node, list):
         for value in node:
-            _closed_name_maps(value)
+            _tidy(value)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -211,6 +215,6 @@ def config_json_schema() -> dict:
         if name.endswith("Override") or name == "CameraFile":
             for prop in definition.get("properties", {}).values():
                 prop.pop("default", None)  # an override left out inherits; it has no default of its own
-    _closed_name_maps(schema)
+    _tidy(schema)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": "edge-har configuration", **{k: v for k, v in schema.items() if k != "title"}}

@@ -99,12 +99,12 @@ _SHOW_AUTO = PlainSerializer(lambda value: "auto" if value is None else value)
 # auto | true | false: None means auto (the consumer decides), config show prints "auto".
 AutoBool = Annotated[Optional[StrictBool], BeforeValidator(_auto_word), _SHOW_AUTO, What("'auto', true or false"),
                      WithJsonSchema({"anyOf": [{"enum": ["auto", "true", "false"]}, {"type": "boolean"},
-                                               {"type": "null"}], "default": "auto"})]
+                                               {"type": "null"}]})]
 # An integer ≥ 1, or auto (None).
 AutoOrInteger = Annotated[Optional[Annotated[StrictInt, Field(ge=1)]], BeforeValidator(_auto_word), _SHOW_AUTO,
                           What("an integer ≥ 1 or 'auto'"),
                           WithJsonSchema({"anyOf": [{"const": "auto"}, {"type": "integer", "minimum": 1},
-                                                    {"type": "null"}], "default": "auto"})]
+                                                    {"type": "null"}]})]
 
 
 # ---------------------------------------------------------------- text and paths
