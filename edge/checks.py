@@ -54,7 +54,6 @@ from datetime import datetime
 
 from edge.activities import TIME_BASES, ActivityTracker, observation_time, setting
 
-RULE_KINDS = ("min_duration", "sequence", "forbidden", "followed_by")
 _MEMORY = 256  # segments remembered per rule, scope and step (bounded: a service runs for months)
 
 
@@ -112,44 +111,38 @@ class _Pending:
 
 
 def _build_rule(rule, cameras: Sequence[str]) -> _Rule:
-    name, kind = str(setting(rule, "name", "")), setting(rule, "kind")
-    if kind not in RULE_KINDS:
-        raise ValueError(f"rule {name!r}: unknown kind {kind!r}")
-    if kind in ("min_duration", "forbidden"):
-        raw = [setting(rule, "activity")]
-    elif kind == "sequence":
+    """A rule as the engine runs it. The config validated it (``edge.config.RuleConfig``: its kind,
+    the keys the kind needs, distinct steps, known activities and cameras)."""
+    kind = setting(rule, "kind")
+    if kind == "sequence":
         raw = list(setting(rule, "steps", ()))
-    else:
+    elif kind == "followed_by":
         raw = [setting(rule, "first"), setting(rule, "then")]
-    if any(not text for text in raw) or (kind == "sequence" and len(raw) < 2):
-        raise ValueError(f"rule {name!r}: a {kind} rule needs "
-                         + {"min_duration": "activity", "forbidden": "activity", "sequence": "two or more steps",
-                            "followed_by": "first and then"}[kind])
+    else:
+        raw = [setting(rule, "activity")]
     steps = tuple(Step.parse(text) for text in raw)
-    if len(set(steps)) != len(steps):
-        raise ValueError(f"rule {name!r}: its steps must differ")
-    for step in steps:
-        if step.camera is not None and step.camera not in cameras:
-            raise ValueError(f"rule {name!r}: step {step} names an unknown camera {step.camera!r}")
     limited = setting(rule, "cameras")
-    applies = tuple(camera for camera in cameras if limited is None or camera in limited)
     seconds, within_s = setting(rule, "seconds"), setting(rule, "within_s")
-    if kind == "min_duration" and seconds is None:
-        raise ValueError(f"rule {name!r}: a min_duration rule needs seconds")
-    if kind in ("sequence", "followed_by") and within_s is None:
-        raise ValueError(f"rule {name!r}: a {kind} rule needs within_s")
-    return _Rule(name, kind, steps, applies, any(step.camera for step in steps),
+    return _Rule(str(setting(rule, "name", "")), kind, steps,
+                 tuple(camera for camera in cameras if limited is None or camera in limited),
+                 any(step.camera for step in steps),
                  None if seconds is None else float(seconds), None if within_s is None else float(within_s))
+
+
+def time_bases(config) -> dict[str, str]:
+    """Camera name -> time base of a ``ServiceConfig``: each camera's resolved ``time_base``
+    (the one its activity tracker uses too)."""
+    return {name: camera.time_base for name, camera in config.cameras.items()}
 
 
 class CheckEngine:
     """Every rule of the service, judged from the activity records of all cameras. Thread-safe.
 
-    ``rules``: the config's rule objects (or mappings), in config order.
-    ``cameras``: camera name -> time base (``"media"`` or ``"wall"``).
-    ``run_id``, when given, is added to every record. Raises ``ValueError``
-    for a malformed rule (the config validates them first; this is the last
-    line of defence) or a rule tying steps to cameras of different time bases.
+    ``rules``: the config's rule objects (or mappings), in config order, as
+    the config validated them (a rule never ties cameras of different time bases).
+    ``cameras``: camera name -> time base (``"media"`` or ``"wall"``), each
+    camera's resolved ``CameraConfig.time_base`` (``time_bases(config)``).
+    ``run_id``, when given, is added to every record.
     """
 
     def __init__(self, rules: Sequence[object], cameras: Mapping[str, str], *, run_id: str | None = None) -> None:
@@ -159,12 +152,6 @@ class CheckEngine:
                 raise ValueError(f"camera {camera!r}: time base must be 'media' or 'wall', got {base!r}")
         self.run_id = run_id
         self.rules = [_build_rule(rule, list(self.cameras)) for rule in rules]
-        for rule in self.rules:
-            involved = {step.camera for step in rule.steps if step.camera} | (
-                set(rule.cameras) if rule.bound and any(step.camera is None for step in rule.steps) else set())
-            if len({self.cameras[camera] for camera in involved}) > 1:
-                raise ValueError(f"rule {rule.name!r} spans cameras with media time and wall time; "
-                                 "their times cannot be compared")
         self._lock = threading.Lock()
         self._clock: dict[str, float] = {}
         self._finished: dict[str, float] = {}

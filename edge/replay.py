@@ -21,8 +21,8 @@ What a prediction line gives:
   cannot decide, replay stops with a ``ReplayError`` naming the line.
 - ``"gated": true``: a still scene, scores none.
 
-Time: a camera's time base is ``wall`` when its config says it is live, else
-``media`` (see ``edge.activities``). A file may hold several runs (the events
+Time: a camera's time base is its config's resolved ``CameraConfig.time_base``
+(``wall`` when live, else ``media``; see ``edge.activities``), as in the live run. A file may hold several runs (the events
 file is appended to): each new ``run_id`` ends the previous run (its open
 segments end with reason ``end of stream``, pending deadlines are settled) and
 starts afresh. For a live camera the live run's wall-clock timer may fail a
@@ -54,14 +54,6 @@ def config_cameras(config) -> dict[str, object]:
     return {"main": config}
 
 
-def time_base_of(camera_config) -> str:
-    """``"wall"`` for a live camera (``camera_config.live``), else ``"media"``."""
-    live = getattr(camera_config, "live", False)
-    if isinstance(live, str):
-        live = live.lower() == "true"
-    return "wall" if live else "media"
-
-
 def model_labels(config) -> tuple[str, ...]:
     """The model's labels in output order: ``model.labels`` file, else the model's metadata, else Kinetics-400.
 
@@ -90,7 +82,7 @@ class _Run:
 
     def __init__(self, run_id, config, labels: tuple[str, ...], cameras: dict[str, object]) -> None:
         self.run_id, self.config, self.labels, self.cameras = run_id, config, labels, cameras
-        bases = {name: time_base_of(camera) for name, camera in cameras.items()}
+        bases = {name: camera.time_base for name, camera in cameras.items()}  # as the live run's
         try:
             self.engine = CheckEngine(list(getattr(config, "rules", None) or ()), bases, run_id=run_id)
         except ValueError as error:
@@ -182,7 +174,7 @@ def replay(lines: Iterable[str], config, camera: str | None = None) -> Iterator[
 
     ``lines``: events.jsonl lines (str, with or without the newline).
     ``config``: a ``ServiceConfig`` (its ``cameras`` with their ``activities``
-    and ``live``, ``rules``, ``model``). ``camera``: only that camera's lines.
+    and ``time_base``, ``rules``, ``model``). ``camera``: only that camera's lines.
     A config with one camera also takes lines of a differently named camera
     (``run`` names its camera after the file). Raises ``ReplayError`` (one
     line, starting ``line N:``) for a line that is not JSON, a camera not in

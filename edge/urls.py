@@ -1,4 +1,5 @@
-"""Stream URLs: the schemes edge-har opens, and credentials masked before anything shows them.
+"""Stream URLs: the schemes edge-har opens, credentials masked before anything shows them, and
+the one rule for what kind of source a spec is (``source_kind``).
 
 No OpenCV here: ``edge.config`` validates sources with it and stays light for ``config validate``.
 """
@@ -52,3 +53,18 @@ def mask_credentials(url: str) -> str:
             masked = [(key, "***" if key.lower() in SECRET_QUERY_KEYS else value) for key, value in pairs]
             query = urlencode(masked, safe="*/:")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def source_kind(spec) -> str:
+    """The one rule for what a source is: ``"device"``, ``"stream"`` or ``"file"``.
+
+    A device is a camera index (``0``, ``"0"``) or a V4L2 path (``/dev/video*``, or a
+    udev name under ``/dev/v4l/``); a stream is a URL of ``URL_SCHEMES``; anything else,
+    and None (the bundled sample clip), is a file.
+    """
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return "device"
+    text = "" if spec is None else str(spec)
+    if text.strip().isdigit() or text.startswith(("/dev/video", "/dev/v4l/")):
+        return "device"
+    return "stream" if is_url(text) else "file"

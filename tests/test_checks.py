@@ -234,18 +234,21 @@ def test_wall_time_reasons_read_as_clock_times():
     assert re.fullmatch(r"smoking ended at \d\d:\d\d:\d\d and handwash did not start within 5 s", check["reason"])
 
 
-def test_bad_rules_are_refused():
-    with pytest.raises(ValueError, match="unknown camera 'roof'"):
-        CheckEngine([Rule("r", "forbidden", activity="smoking@roof")], {"yard": "media"})
-    with pytest.raises(ValueError, match="media time and wall time"):
-        CheckEngine([Rule("r", "followed_by", first="smoking@a", then="handwash@b", within_s=5)],
-                    {"a": "media", "b": "wall"})
-    with pytest.raises(ValueError, match="unknown kind"):
-        CheckEngine([Rule("r", "maximum", activity="x")], {"a": "media"})
-    with pytest.raises(ValueError, match="steps must differ"):
-        CheckEngine([Rule("r", "sequence", steps=("x", "x"), within_s=5)], {"a": "media"})
-    with pytest.raises(ValueError, match="needs within_s"):
-        CheckEngine([Rule("r", "followed_by", first="x", then="y")], {"a": "media"})
+def test_bad_rules_are_refused_by_the_config():
+    # The engine takes rules as the config validated them; these mistakes never reach it.
+    from edge.config import ConfigError, config_from_mapping
+
+    cameras = {"a": {"source": "a.mp4"}, "b": {"source": "rtsp://cam/b"}, "yard": {"source": "y.mp4"}}
+    activities = {name: {"labels": ["x"]} for name in ("smoking", "handwash", "x", "y")}
+    for rule, match in [
+        (dict(kind="forbidden", activity="smoking@roof"), "unknown camera 'roof'"),
+        (dict(kind="followed_by", first="smoking@a", then="handwash@b", within_s=5), "media time and wall time"),
+        (dict(kind="maximum", activity="x"), "must be one of 'min_duration'"),
+        (dict(kind="sequence", steps=["x", "x"], within_s=5), "steps must differ"),
+        (dict(kind="followed_by", first="x", then="y"), "needs first, then, within_s"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            config_from_mapping({"cameras": cameras, "activities": activities, "rules": [{"name": "r", **rule}]})
 
 
 def test_thread_safe_under_concurrent_cameras():

@@ -36,7 +36,7 @@ EXAMPLE = REPO / "edge-har.example.yaml"
 CONTRACT_DEFAULTS = {
     "model": {"path": None, "labels": None},
     "inference": {"device": "CPU", "precision": "auto", "performance_hint": "auto", "num_requests": "auto",
-                  "cache_dir": None},
+                  "cache_dir": None, "max_wait_ms": 400},
     "sampling": {"mode": "batch", "clip_len": 16, "frame_step": 1, "stride": 1},
     "preprocess": {"size": 112, "mean": None, "interpolation": "linear"},
     "postprocess": {"top_k": 5, "smoothing": "none", "threshold": 0.0},
@@ -97,15 +97,15 @@ def test_defaults_match_the_documented_contract():
     o = c.output
     assert (o.display, o.video, o.video_max_width, o.subtitles, o.events, o.include_scores, o.summary,
             o.log_every_s, o.overwrite, o.overlay_stats, o.progress) == (
-        False, None, 1280, None, None, False, None, 10.0, False, True, "auto")
+        False, None, 1280, None, None, False, None, 10.0, False, True, None)
     r = c.reconnect
     assert (r.attempts, r.delay_s, r.max_delay_s, r.live, r.watchdog_s, r.open_timeout_s, r.read_timeout_s) == (
-        10, 0.5, 10.0, "auto", 20.0, 10.0, 10.0)
+        10, 0.5, 10.0, None, 20.0, 10.0, 10.0)
     assert (c.gating.min_motion, c.decode.hwaccel, c.decode.threads) == (0.0, "auto", None)
     assert c.activities == {} and c.rules == ()
     assert (c.mqtt.host, c.mqtt.port, c.mqtt.topic_prefix, c.mqtt.spool_max_mb, c.mqtt.keepalive_s) == (
         None, 1883, "edge-har", 50, 30)
-    assert (c.http.enabled, c.http.host, c.http.port, c.http.token) == ("auto", "127.0.0.1", 8080, None)
+    assert (c.http.enabled, c.http.host, c.http.port, c.http.token) == (None, "127.0.0.1", 8080, None)
     for section in ("sampling", "preprocess", "postprocess", "gating", "decode", "output", "reconnect"):
         assert getattr(camera, section) == getattr(c, section)  # one camera, nothing overridden
     # every key and default of the contract, as config_to_mapping writes them out
@@ -268,7 +268,7 @@ def test_set_types_values_by_key():
     assert c.postprocess.threshold == 1.0 and isinstance(c.postprocess.threshold, float)
     assert c.output.display is True and c.output.video == "out/annotated.mp4"
     assert str(c.postprocess.smoothing) == "mean:5"
-    assert c.reconnect.live == "false" and c.cameras["main"].live is False
+    assert c.reconnect.live is False and c.cameras["main"].live is False
     assert load_config(overrides=["inference.num_requests=4"]).inference.num_requests == 4
 
 
@@ -276,7 +276,7 @@ def test_set_source_zero_is_camera_string_zero():
     for text in ("source=0", 'source="0"'):
         c = load_config(overrides=[text])
         camera = c.cameras["main"]
-        assert camera.source == "0" and cfg.source_kind(camera.source) == "camera" and camera.live
+        assert camera.source == "0" and camera.kind == "device" and camera.live
 
 
 def test_set_text_keys_keep_number_like_values_as_text():
@@ -409,16 +409,16 @@ def test_embedded_default():
     assert embedded_default_mapping()["output"]["video"] == f"{DEFAULT_OUTPUT_DIR}/annotated.mp4"
 
 
-@pytest.mark.parametrize("value, stored", [(True, "true"), (False, "false"), ("auto", "auto"),
-                                           ("TRUE", "true"), (None, "auto")])
-def test_auto_flags_are_normalised_strings(value, stored):
+@pytest.mark.parametrize("value, stored", [(True, True), (False, False), ("auto", None),
+                                           ("TRUE", True), (None, None)])
+def test_auto_flags_are_normalised(value, stored):
     c = config_from_mapping({"output": {"progress": value}, "reconnect": {"live": value}, "http": {"enabled": value}})
     assert c.output.progress == c.reconnect.live == c.http.enabled == stored
 
 
 def test_source_kinds_and_live():
     assert [cfg.source_kind(s) for s in (None, "3", "/dev/video0", "rtsp://h/s", "clip.mp4")] == [
-        "sample", "camera", "camera", "url", "file"]
+        "file", "device", "device", "stream", "file"]
     assert not load_config().cameras["main"].live
     assert config_from_mapping({"source": "http://h/x.ts"}).cameras["main"].live
     assert config_from_mapping({"source": "a.mp4", "reconnect": {"live": True}}).cameras["a"].live

@@ -482,7 +482,7 @@ def test_http_on_a_network_address_needs_a_token(host):
     message = error_of(config_from_mapping, {"http": {"host": host}}, "c.yaml")
     assert message.startswith(f"c.yaml: http.host: serving on {host!r} (not a loopback address) needs http.token")
     assert config_from_mapping({"http": {"host": host, "token": "t"}}).http.token == "t"
-    assert config_from_mapping({"http": {"host": host, "enabled": False}}).http.enabled == "false"
+    assert config_from_mapping({"http": {"host": host, "enabled": False}}).http.enabled is False
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
@@ -670,3 +670,64 @@ def test_any_overrides_give_a_service_config_or_a_one_line_config_error(override
         load_config(None, overrides, env=NO_ENV)
     except ConfigError as error:
         assert str(error) and "\n" not in str(error)
+
+
+# ---------------------------------------------------------------- the source, resolved once
+
+@pytest.mark.parametrize("source, reconnect, kind, live, time_base", [
+    ("kitchen.mp4", {}, "file", False, "media"),
+    (None, {}, "file", False, "media"),                        # the bundled sample clip
+    ("/dev/video0", {}, "device", True, "wall"),
+    ("/dev/v4l/by-id/usb-cam-video-index0", {}, "device", True, "wall"),
+    ("/dev/shm/clip.mp4", {}, "file", False, "media"),         # under /dev/ but not a camera
+    ("rtsp://cam/stream2", {}, "stream", True, "wall"),
+    ("http://host/live.ts", {}, "stream", True, "wall"),
+    (0, {}, "device", True, "wall"),                            # a camera index
+    ("/dev/video0", {"live": False}, "device", False, "media"),
+    ("rtsp://cam/stream2", {"live": False}, "stream", False, "media"),
+    ("kitchen.mp4", {"live": True}, "file", True, "wall"),
+])
+def test_each_camera_s_source_is_resolved_once(source, reconnect, kind, live, time_base):
+    camera = config_from_mapping({"cameras": {"c": {"source": source, "reconnect": reconnect}}}, env=NO_ENV).cameras["c"]
+    assert (camera.kind, camera.live, camera.time_base) == (kind, live, time_base)
+
+
+def test_a_camera_read_as_not_live_has_one_time_base_for_source_activities_and_checks():
+    """reconnect.live: false on /dev/video0: the source, the activity tracker and the check engine
+    all read the camera's resolved live/time_base, so none of them keeps wall time alone (the lane
+    reads camera.time_base for its tracker, as the checks do)."""
+    import cv2
+    import numpy as np
+
+    from edge.activities import ActivityTracker
+    from edge.checks import CheckEngine, time_bases
+    from edge.sources import open_camera
+
+    class Capture:
+        def isOpened(self):
+            return True
+
+        def read(self):
+            return True, np.zeros((24, 32, 3), np.uint8)
+
+        def get(self, prop):
+            return {cv2.CAP_PROP_FPS: 25.0, cv2.CAP_PROP_FRAME_WIDTH: 32, cv2.CAP_PROP_FRAME_HEIGHT: 24}.get(prop, 0.0)
+
+        def release(self):
+            pass
+
+    c = config_from_mapping({
+        "activities": {"smoking": {"labels": ["smoking"]}},
+        "rules": [{"name": "no-smoking", "kind": "forbidden", "activity": "smoking"}],
+        "cameras": {"usb": {"source": "/dev/video0", "reconnect": {"live": False}},
+                    "cam": {"source": "/dev/video1"}}}, env=NO_ENV)
+    expected = {"usb": "media", "cam": "wall"}
+    assert time_bases(c) == expected
+    assert CheckEngine(c.rules, time_bases(c)).cameras == expected
+    for name, camera in c.cameras.items():
+        tracker = ActivityTracker(name, camera.activities, ["smoking"], camera.time_base)
+        assert tracker.time_base == expected[name]
+        with open_camera(camera, capture_factory=lambda spec: Capture()) as source:
+            assert source.is_live is camera.live
+            first = next(iter(source))
+            assert first.index == 0

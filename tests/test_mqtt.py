@@ -31,6 +31,7 @@ from support_mqtt import (
     wait_until,
 )
 
+from edge.config import MqttConfig
 from edge.sinks import Event, Sink, SinkError
 from edge.sinks.mqtt import MqttSink
 from edge.sinks.spool import Spool
@@ -73,7 +74,7 @@ def received(collector, prefix="edge-har"):
 
 
 def settings(broker_port, tmp_path, **extra):
-    return {"host": "127.0.0.1", "port": broker_port, "spool_dir": str(tmp_path / "spool"), **extra}
+    return MqttConfig(**{"host": "127.0.0.1", "port": broker_port, "spool_dir": str(tmp_path / "spool"), **extra})
 
 
 @pytest.fixture
@@ -408,8 +409,9 @@ def test_full_spool_drops_oldest_and_a_restarted_sink_resends_the_rest(tmp_path,
 
 CHILD = """
 import sys, threading
+from edge.config import MqttConfig
 from edge.sinks.mqtt import MqttSink
-sink = MqttSink({"host": "127.0.0.1", "port": int(sys.argv[1]), "spool_dir": sys.argv[2], "client_id": "will-child"},
+sink = MqttSink(MqttConfig(host="127.0.0.1", port=int(sys.argv[1]), spool_dir=sys.argv[2], client_id="will-child"),
                 cameras=["sink"], reconnect_delay_s=(0.1, 0.5))
 connected = threading.Event()
 while not connected.wait(0.01):
@@ -444,7 +446,8 @@ from edge.sinks import Event
 from edge.sinks.mqtt import MqttSink
 sys.path.insert(0, sys.argv[3])
 from test_mqtt import mixed_events
-sink = MqttSink({"host": "127.0.0.1", "port": int(sys.argv[1]), "spool_dir": sys.argv[2]}, cameras=["sink"],
+from edge.config import MqttConfig
+sink = MqttSink(MqttConfig(host="127.0.0.1", port=int(sys.argv[1]), spool_dir=sys.argv[2]), cameras=["sink"],
                 reconnect_delay_s=(0.1, 0.5))
 for event in mixed_events(20):
     sink.handle(event)
@@ -486,8 +489,8 @@ def test_bad_ca_file_is_a_one_line_error(tmp_path):
     bad.write_text("this is not a certificate\n")
     for ca_file in (bad, tmp_path / "missing.pem"):
         with pytest.raises(SinkError) as error:
-            MqttSink({"host": "127.0.0.1", "port": free_port(), "tls": True, "ca_file": str(ca_file),
-                      "spool_dir": str(tmp_path / "spool")}, cameras=["sink"])
+            MqttSink(MqttConfig(host="127.0.0.1", port=free_port(), tls=True, ca_file=str(ca_file),
+                                spool_dir=str(tmp_path / "spool")), cameras=["sink"])
         message = str(error.value)
         assert str(ca_file) in message and "\n" not in message
 
@@ -503,8 +506,8 @@ def test_tls_with_the_broker_ca(tmp_path, sinks):
         sink.close()
         # A broker whose certificate another CA signed is never trusted: events wait in the spool.
         other_ca = make_certificates(tmp_path / "other")[0]
-        doubter = make_sink(sinks, {**settings(broker.port, tmp_path, tls=True, ca_file=str(other_ca)),
-                                    "spool_dir": str(tmp_path / "other-spool")})
+        doubter = make_sink(sinks, settings(broker.port, tmp_path, tls=True, ca_file=str(other_ca),
+                                            spool_dir=str(tmp_path / "other-spool")))
         doubter.handle(Event("check", "sink", check("sink", 2)))
         assert wait_until(lambda: doubter.connect_failures >= 2)
         assert not doubter.connected and doubter.sent == 0 and doubter.pending == 1
@@ -516,7 +519,7 @@ def test_tls_with_the_broker_ca(tmp_path, sinks):
 def test_from_config_takes_cameras_rules_and_the_mqtt_section(tmp_path, sinks):
     from types import SimpleNamespace
     config = SimpleNamespace(
-        mqtt={"host": "127.0.0.1", "port": free_port(), "topic_prefix": "site-7", "spool_dir": str(tmp_path / "s")},
+        mqtt=MqttConfig(host="127.0.0.1", port=free_port(), topic_prefix="site-7", spool_dir=str(tmp_path / "s")),
         cameras={"sink": object(), "yard": object()},
         rules=[SimpleNamespace(name="no-smoking"), {"name": "wash-20s"}])
     sink = MqttSink.from_config(config, model="resnet34-kinetics", reconnect_delay_s=FAST_RECONNECT)
@@ -535,7 +538,7 @@ def test_from_config_takes_cameras_rules_and_the_mqtt_section(tmp_path, sinks):
 
 def test_missing_host_is_an_error(tmp_path):
     with pytest.raises(SinkError, match="mqtt.host"):
-        MqttSink({"spool_dir": str(tmp_path / "spool")}, cameras=["sink"])
+        MqttSink(MqttConfig(spool_dir=str(tmp_path / "spool")), cameras=["sink"])
 
 
 # -- the spool on its own ----------------------------------------------------------------------------

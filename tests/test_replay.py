@@ -62,7 +62,8 @@ RULES = [
 
 def make_config(cameras=("sink",), live=False, rules=RULES):
     return SimpleNamespace(
-        cameras={name: SimpleNamespace(name=name, activities=ACTIVITIES, live=live) for name in cameras},
+        cameras={name: SimpleNamespace(name=name, activities=ACTIVITIES, time_base="wall" if live else "media")
+                 for name in cameras},
         rules=rules, model=SimpleNamespace(path=None, labels=None))
 
 

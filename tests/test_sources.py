@@ -290,13 +290,6 @@ def test_with_a_gpu_device_the_ffmpeg_build_decides(tmp_path, monkeypatch, caplo
             assert f"the h264 decoder of this FFmpeg build cannot use {kind}" in message
 
 
-def test_decode_options_validate():
-    with pytest.raises(ValueError, match="decode.hwaccel must be one of"):
-        DecodeOptions(hwaccel="cuda")
-    with pytest.raises(ValueError, match="decode.threads"):
-        DecodeOptions(threads=0)
-
-
 # -- cameras (cv2) with a fake capture ----------------------------------------------------------
 
 def test_missing_camera():

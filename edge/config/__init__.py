@@ -15,11 +15,14 @@ file (or ``--set KEY``) and the dotted key path, e.g.::
     config.yaml:12:3: YAML syntax error: mapping values are not allowed here
 
 Normalised forms: a source is a string or None (camera index 0 is ``"0"``);
-``inference.num_requests`` and ``decode.threads`` are an int or None for
-"auto"; ``output.progress``, ``reconnect.live`` and ``http.enabled`` are
-"auto", "true" or "false"; ``postprocess.smoothing`` is a ``SmoothingSpec``
-(``str()`` → ``none``, ``mean:N`` or ``ema:A``); ``preprocess.mean`` None
-means the model's own. Relative paths are relative to the current directory.
+``auto`` is None: ``inference.num_requests`` and ``decode.threads`` are an int
+or None, ``output.progress``, ``reconnect.live`` and ``http.enabled`` a bool or
+None (``config show`` writes ``auto``); ``postprocess.smoothing`` is a
+``SmoothingSpec`` (``str()`` → ``none``, ``mean:N`` or ``ema:A``);
+``preprocess.mean`` None means the model's own. Relative paths are relative to
+the current directory. Each camera's source is resolved once:
+``CameraConfig.kind`` ("file" | "device" | "stream"), ``.live`` and
+``.time_base`` ("media" | "wall").
 """
 
 from __future__ import annotations
@@ -28,52 +31,22 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from edge.config.dump import (
-    config_json_schema,
-    config_to_mapping,
-    config_to_yaml,
-    sample_clip_path,
-)
-from edge.config.loader import (
-    OVERRIDE_ORIGIN,
-    ConfigError,
-    Layers,
-    build,
-    camera_name_for,
-    error_at,
-    parse_yaml,
-    read_file,
-)
-from edge.config.schema import (
-    GLOBAL_ONLY,
-    OUTPUT_PATHS,
-    PER_CAMERA,
-    RULE_KINDS,
-    ActivityConfig,
-    CameraConfig,
-    DecodeConfig,
-    GatingConfig,
-    HttpConfig,
-    InferenceConfig,
-    ModelConfig,
-    MqttConfig,
-    OutputConfig,
-    PostprocessConfig,
-    PreprocessConfig,
-    ReconnectConfig,
-    RuleConfig,
-    SamplingConfig,
-    ServiceConfig,
-)
-from edge.config.values import Invalid, SmoothingSpec, smoothing_check, source_kind
+from edge.config.dump import config_json_schema, config_to_mapping, config_to_yaml, sample_clip_path
+from edge.config.loader import (OVERRIDE_ORIGIN, ConfigError, Layers, build, camera_name_for, error_at, parse_yaml,
+                                read_file)
+from edge.config.schema import (GLOBAL_ONLY, HWACCELS, OUTPUT_PATHS, PER_CAMERA, RULE_KINDS, SECTIONS, ActivityConfig,
+                                CameraConfig, DecodeConfig, GatingConfig, HttpConfig, InferenceConfig, ModelConfig,
+                                MqttConfig, OutputConfig, PostprocessConfig, PreprocessConfig, ReconnectConfig,
+                                RuleConfig, SamplingConfig, ServiceConfig)
+from edge.config.values import SmoothingSpec, smoothing_check, source_kind
 from edge.urls import URL_SCHEMES, mask_credentials
 
 DEFAULT_OUTPUT_DIR = "edge-har-out"
 BASE_ORIGIN = "built-in defaults"   # how errors name what came from load_config(base=...)
 
 __all__ = [
-    "DEFAULT_OUTPUT_DIR", "GLOBAL_ONLY", "OUTPUT_PATHS", "OVERRIDE_ORIGIN", "PER_CAMERA", "RULE_KINDS",
-    "URL_SCHEMES", "ActivityConfig", "CameraConfig", "ConfigError", "DecodeConfig", "GatingConfig",
+    "DEFAULT_OUTPUT_DIR", "GLOBAL_ONLY", "HWACCELS", "OUTPUT_PATHS", "OVERRIDE_ORIGIN", "PER_CAMERA", "RULE_KINDS",
+    "SECTIONS", "URL_SCHEMES", "ActivityConfig", "CameraConfig", "ConfigError", "DecodeConfig", "GatingConfig",
     "HttpConfig", "InferenceConfig", "ModelConfig", "MqttConfig", "OutputConfig", "PostprocessConfig",
     "PreprocessConfig", "ReconnectConfig", "RuleConfig", "SamplingConfig", "ServiceConfig", "SmoothingSpec",
     "camera_name_for", "check_activity_labels", "config_from_mapping", "config_from_yaml", "config_json_schema",
@@ -136,7 +109,7 @@ def parse_smoothing(value: Any) -> SmoothingSpec:
     """Parse any accepted ``postprocess.smoothing`` form (or a SmoothingSpec); ConfigError if it is not one."""
     try:
         return smoothing_check(value)
-    except Invalid as error:
+    except ValueError as error:
         raise ConfigError(f"postprocess.smoothing: {error}", key="postprocess.smoothing") from None
 
 

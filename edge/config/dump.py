@@ -11,19 +11,10 @@ from typing import Any
 import yaml
 
 from edge.config.loader import dotted
-from edge.config.schema import (
-    GLOBAL_ONLY,
-    OUTPUT_PATHS,
-    PER_CAMERA,
-    CameraConfig,
-    ServiceConfig,
-    file_model,
-)
+from edge.config.schema import GLOBAL_ONLY, OUTPUT_PATHS, PER_CAMERA, SECTIONS, CameraConfig, ServiceConfig, file_model
 from edge.urls import mask_credentials
 
 MASK = "***"
-_ORDER = ("model", "inference", "sampling", "preprocess", "postprocess", "gating", "decode", "output",
-          "reconnect", "activities", "rules", "mqtt", "http")
 _SECRETS = ("mqtt.password", "http.token")
 
 
@@ -32,53 +23,36 @@ def sample_clip_path() -> Path:
     return Path(str(importlib.resources.files("edge") / "data" / "sample.mp4"))
 
 
-def _section(config: ServiceConfig | CameraConfig, name: str) -> Any:
-    value = getattr(config, name)
-    if name == "activities":
-        return {activity: spec.model_dump() for activity, spec in value.items()}
-    if name == "rules":
-        return [rule.model_dump(exclude_none=True) for rule in value]
-    return value.model_dump()
+def _sections(config: ServiceConfig | CameraConfig, names: tuple[str, ...]) -> dict:
+    """The sections ``names`` as plain data (a rule without the keys its kind does not use)."""
+    data = config.model_dump(include=set(names))
+    if "rules" in data:
+        data["rules"] = [rule.model_dump(exclude_none=True) for rule in config.rules]
+    return data
 
 
 def _diff(mine: Any, theirs: Any) -> Any:
     """What ``mine`` sets differently from ``theirs`` (mappings recursively); None when nothing."""
     if isinstance(mine, dict) and isinstance(theirs, dict):
-        changed = {}
-        for key, value in mine.items():
-            if key not in theirs:
-                changed[key] = value
-            else:
-                sub = _diff(value, theirs[key])
-                if sub is not None:
-                    changed[key] = sub
-        return changed or None
+        changed = {key: value if key not in theirs else _diff(value, theirs[key]) for key, value in mine.items()}
+        return {key: value for key, value in changed.items() if value is not None} or None
     return None if mine == theirs else mine
 
 
 def _camera_overrides(config: ServiceConfig, camera: CameraConfig) -> dict:
-    entry: dict[str, Any] = {"source": camera.source}
-    for name in PER_CAMERA:
-        inherited = _section(config, name)
-        if name == "output":
-            inherited = {key: value.replace("{camera}", camera.name)
-                         if key in OUTPUT_PATHS and isinstance(value, str) else value
-                         for key, value in inherited.items()}
-        changed = _diff(_section(camera, name), inherited)
-        if changed is not None:
-            entry[name] = changed
-    return entry
+    inherited = _sections(config, PER_CAMERA)
+    inherited["output"] = {key: value.replace("{camera}", camera.name) if key in OUTPUT_PATHS and value else value
+                           for key, value in inherited["output"].items()}
+    return {"source": camera.source, **(_diff(_sections(camera, PER_CAMERA), inherited) or {})}
 
 
-def _resolved_camera(camera: CameraConfig, notes: dict[str, str], prefix: str, full: bool) -> dict:
-    entry: dict[str, Any] = {}
+def _resolved_camera(camera: CameraConfig, notes: dict[str, str], prefix: str) -> dict:
+    entry = {"source": camera.source, **_sections(camera, PER_CAMERA)}
     if camera.source is None:
         entry["source"] = str(sample_clip_path())
         notes[f"{prefix}source"] = "null: the bundled sample clip"
-    else:
-        entry["source"] = camera.source
-    for name in PER_CAMERA:
-        entry[name] = _section(camera, name)
+    live = f"{'live' if camera.live else 'not live'} ({camera.kind}, {camera.time_base} time)"
+    notes[f"{prefix}reconnect.live"] = f"auto: {live}" if camera.reconnect.live is None else live
     if camera.sampling.mode == "batch" and camera.sampling.stride != camera.sampling.clip_len:
         entry["sampling"]["stride"] = camera.sampling.clip_len
         notes[f"{prefix}sampling.stride"] = "batch mode: clips do not overlap, the stride is clip_len"
@@ -113,25 +87,18 @@ def config_to_mapping(config: ServiceConfig, *, resolved: bool = False,
     Credentials and values that came from ``${VAR}`` are masked.
     """
     notes = {} if notes is None else notes
-    mapping: dict[str, Any] = {}
-    if resolved and config.single_camera:
-        camera = config.camera
-        mapping.update(_resolved_camera(camera, notes, "", full=True))
-        for name in GLOBAL_ONLY:
-            mapping[name] = _section(config, name)
-        mapping = {key: mapping[key] for key in ("source", *_ORDER)}
-    elif resolved:
-        for name in GLOBAL_ONLY:
-            mapping[name] = _section(config, name)
-        mapping["cameras"] = {name: _resolved_camera(camera, notes, f"cameras.{name}.", full=True)
-                              for name, camera in config.cameras.items()}
-    else:
-        if config.single_camera:
-            mapping["source"] = config.camera.source
-        for name in _ORDER:
-            mapping[name] = _section(config, name)
+    if not resolved:
+        mapping = {"source": config.camera.source} if config.single_camera else {}
+        mapping.update(_sections(config, SECTIONS))
         if not config.single_camera:
             mapping["cameras"] = {name: _camera_overrides(config, camera) for name, camera in config.cameras.items()}
+    elif config.single_camera:
+        mapping = {**_sections(config, GLOBAL_ONLY), **_resolved_camera(config.camera, notes, "")}
+        mapping = {key: mapping[key] for key in ("source", *SECTIONS)}
+    else:
+        mapping = {**_sections(config, GLOBAL_ONLY),
+                   "cameras": {name: _resolved_camera(camera, notes, f"cameras.{name}.")
+                               for name, camera in config.cameras.items()}}
     if resolved and mapping["model"]["path"] is None:
         mapping["model"]["path"] = _resolved_model_path(notes)
     return _masked(mapping, _is_env(config))
@@ -166,16 +133,20 @@ def _masked(value: Any, is_env: Callable[[tuple], bool], path: tuple = ()) -> An
     return value.replace("${", "$${")
 
 
-def _closed_name_maps(node: Any) -> None:
-    """Camera and activity maps: a key that is not a valid name is an error, not an unchecked extra."""
+def _tidy(node: Any) -> None:
+    """Camera and activity maps are closed (a bad name is an error, not an unchecked extra); an
+    ``auto`` key's default is written ``auto``, as in the file."""
     if isinstance(node, dict):
         if "patternProperties" in node:
             node["additionalProperties"] = False
+        if node.get("default", 0) is None and any("auto" in (choice.get("enum") or [choice.get("const")])
+                                                  for choice in node.get("anyOf", ())):
+            node["default"] = "auto"
         for value in node.values():
-            _closed_name_maps(value)
+            _tidy(value)
     elif isinstance(node, list):
         for value in node:
-            _closed_name_maps(value)
+            _tidy(value)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -241,14 +212,9 @@ def config_json_schema() -> dict:
     """JSON Schema (2020-12) of the YAML file, for editors (yaml-language-server) and CI checks."""
     schema = file_model().model_json_schema()
     for name, definition in schema.get("$defs", {}).items():
-        for prop in definition.get("properties", {}).values():
-            if name.endswith("Override") or name == "CameraFile":
+        if name.endswith("Override") or name == "CameraFile":
+            for prop in definition.get("properties", {}).values():
                 prop.pop("default", None)  # an override left out inherits; it has no default of its own
-            elif prop.get("default", 0) is None and {"const": "auto"} in prop.get("anyOf", ()):
-                prop["default"] = "auto"
-    for prop in schema.get("properties", {}).values():
-        if prop.get("default", 0) is None and {"const": "auto"} in prop.get("anyOf", ()):
-            prop["default"] = "auto"
-    _closed_name_maps(schema)
+    _tidy(schema)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": "edge-har configuration", **{k: v for k, v in schema.items() if k != "title"}}

@@ -1,50 +1,29 @@
 """Loading: YAML (duplicate keys rejected), ``${VAR}``, layers, ``--set``, cameras, and the one-line errors.
 
 Layers, later wins: built-in defaults ← ``base`` mapping ← the YAML file ← ``--set`` overrides.
-The raw layers are deep-merged first; then the top level is validated (``GlobalSections``),
-then each camera: the top-level per-camera sections deep-merged with the camera's overrides,
-validated as a ``CameraConfig`` (Frigate's way). Every pydantic error is reworded here, once,
-into ``FILE: dotted.key: problem`` (``--set dotted.key: problem`` when an override set it).
+The raw layers are deep-merged first; then each camera's mapping is made (the top-level
+per-camera sections deep-merged with the camera's overrides, Frigate's way) and the whole
+``ServiceConfig`` is validated by pydantic at once. Its first error is translated here, once,
+into ``FILE: dotted.key: problem`` (``--set dotted.key: problem`` when an override set it),
+by the table ``WORDING`` (pydantic error type → wording).
 """
 
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from edge.config.schema import (
-    AT_ERROR,
-    BLAME_ERROR,
-    GLOBAL_ONLY,
-    OUTPUT_PATHS,
-    PER_CAMERA,
-    ActivityConfig,
-    CameraConfig,
-    GlobalSections,
-    RuleConfig,
-    ServiceConfig,
-)
-from edge.config.values import (
-    NAME_PATTERN,
-    TEXT,
-    VALUE_ERROR,
-    describe,
-    key_text,
-    scalar_text,
-    source_kind,
-)
+from edge.config.schema import (CameraConfig, AT_ERROR, CAMERA_KEYS, GLOBAL_ONLY, PER_CAMERA, SECTIONS, TOP_LEVEL,
+                                ServiceConfig)
+from edge.config.values import NAME_PATTERN, What, describe, key_text, scalar_text, source_kind
 
 OVERRIDE_ORIGIN = "--set"
-TOP_LEVEL = (*GlobalSections.model_fields, "cameras")
-SECTIONS = tuple(name for name in GlobalSections.model_fields if name not in ("source", "rules"))
-CAMERA_KEYS = ("source", *PER_CAMERA)
 MAX_NODES = 200_000            # a YAML alias bomb expands past this; a real config is a few hundred
 _ENV = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -186,45 +165,27 @@ def expand_env(document: Any, origin: str, env: Mapping[str, str], prefix: tuple
             raise error_at(origin, dotted((*prefix, *path)) or None,
                            "YAML error: a value contains itself (a recursive alias)")
         busy.add(id(value))
-        used = False
         try:
-            if isinstance(value, dict):
-                result: Any = {}
-                for key, item in value.items():
-                    result[key], item_used = walk(item, (*path, key))
-                    used |= item_used
-            else:
-                result = []
-                for index, item in enumerate(value):
-                    copied, item_used = walk(item, (*path, index))
-                    result.append(copied)
-                    used |= item_used
+            pairs = value.items() if isinstance(value, dict) else enumerate(value)
+            walked = [(key, *walk(item, (*path, key))) for key, item in pairs]
         finally:
             busy.discard(id(value))
+        used = any(item_used for _, _, item_used in walked)
+        result = ({key: item for key, item, _ in walked} if isinstance(value, dict)
+                  else [item for _, item, _ in walked])
         if not used:
             done[id(value)] = result
         return result, used
 
     def substitute(text, path) -> tuple[str, bool]:
-        if "${" not in text:
-            return text, False
-        used = False
-
-        def replace(match):
-            nonlocal used
-            if match.group(0) == "$${":
-                return "${"
-            name = match.group(1)
+        names = [name for name in _ENV.findall(text) if name]   # "$${" matches with no name
+        for name in names:
             if name not in env:
                 raise error_at(origin, dotted((*prefix, *path)) or None,
                                f"environment variable {name} is not set (used as ${{{name}}})")
-            used = True
-            return env[name]
-
-        result = _ENV.sub(replace, text)
-        if used and env_keys is not None:
+        if names and env_keys is not None:
             env_keys.add(dotted((*prefix, *path)))
-        return result, used
+        return _ENV.sub(lambda match: env[match.group(1)] if match.group(1) else "${", text), bool(names)
 
     try:
         return walk(document, ())[0]
@@ -303,56 +264,70 @@ def _drop_null_sections(mapping: Mapping) -> dict:
     return result
 
 
-# ---------------------------------------------------------------- the schema, walked by key
+# ---------------------------------------------------------------- the models, walked by key
 
-def _unwrap(annotation: Any) -> Any:
-    """Optional[X] → X."""
-    if get_origin(annotation) is Union:
-        args = [arg for arg in get_args(annotation) if arg is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return annotation
+def _types(annotation: Any) -> list:
+    """Every type named in an annotation (through Optional, Annotated, dict, tuple)."""
+    args = get_args(annotation)
+    if get_origin(annotation) is Literal:
+        return [Literal]
+    return [annotation] if not args else [found for arg in args for found in _types(arg)]
 
 
-def _child(model: type[BaseModel], name: str):
-    """What key ``name`` of ``model`` holds: ("model", M) | ("dict", M) | ("list", M) | ("leaf", field) | None."""
+def _child(model: type[BaseModel], name: Any) -> tuple[Any, type[BaseModel] | None, bool]:
+    """Key ``name`` of ``model``: (its field or None, the model it holds or None, whether in a dict or list)."""
     field = model.model_fields.get(name) if isinstance(name, str) else None
     if field is None:
-        return None
-    annotation = _unwrap(field.annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return "model", annotation
-    if get_origin(annotation) is dict:
-        return "dict", get_args(annotation)[1]
-    if get_origin(annotation) is tuple and get_args(annotation)[:1] and isinstance(get_args(annotation)[0], type) \
-            and issubclass(get_args(annotation)[0], BaseModel):
-        return "list", get_args(annotation)[0]
-    return "leaf", field
+        return None, None, False
+    inner = next((t for t in _types(field.annotation) if isinstance(t, type) and issubclass(t, BaseModel)), None)
+    shapes = {get_origin(field.annotation), *(get_origin(arg) for arg in get_args(field.annotation))}
+    return field, inner, bool(shapes & {dict, tuple})
 
 
-def _model_at(root: type[BaseModel], path: Sequence[Any]) -> type[BaseModel] | None:
-    """The model that holds the keys at ``path`` (dict keys and list indices skipped)."""
-    model, parts = root, list(path)
+def _model_of(loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The model whose keys are at ``loc`` (a camera, an activity, a rule, a section), else None."""
+    model, parts = ServiceConfig, list(loc)
     while parts:
-        node = _child(model, parts.pop(0))
-        if node is None or node[0] == "leaf":
+        _, inner, container = _child(model, parts.pop(0))
+        if inner is None or (container and not parts):
             return None
-        if node[0] in ("dict", "list"):
-            if not parts:
-                return None
+        if container:
             parts.pop(0)
-        model = node[1]
+        model = inner
     return model
+
+
+def _field(loc: Sequence[Any]) -> Any:
+    """The field of the key at ``loc``, None for an unknown key or a dict entry."""
+    model = _model_of(loc[:-1]) if loc else None
+    return _child(model, loc[-1])[0] if model is not None else None
+
+
+def _what(field: Any) -> str:
+    """What a key expects, in words: its ``What``, else said from its type and limits."""
+    marks = {type(mark).__name__: mark for mark in (field.metadata if field else ())}
+    if "What" in marks:
+        return marks["What"].text
+    types = _types(field.annotation) if field else []
+    if Literal in types:
+        return "one of " + ", ".join(repr(word) for word in get_args(field.annotation))
+    if bool in types:
+        return "true or false"
+    ge, gt, le = (getattr(marks.get(name), name.lower(), None) for name in ("Ge", "Gt", "Le"))
+    what = "an integer" if int in types else "a number"
+    if ge is not None and le is not None:
+        return f"{what} from {ge} to {le}"
+    return what + (f" > {gt}" if gt is not None else f" ≥ {ge}" if ge is not None else "") + (
+        f" and ≤ {le}" if le is not None else "")
 
 
 def _leaf_paths() -> dict[str, str]:
     """Leaf name → its first dotted path, for "did you mean 'sampling.clip_len'?" on a misplaced key."""
     found: dict[str, str] = {}
     for section in SECTIONS:
-        node = _child(GlobalSections, section)
-        model = node[1]
+        field, model, container = _child(ServiceConfig, section)
         for name in model.model_fields:
-            found.setdefault(name, f"{section}.{name}" if node[0] == "model" else f"{section}.NAME.{name}")
+            found.setdefault(name, f"{section}.NAME.{name}" if container else f"{section}.{name}")
     return found
 
 
@@ -364,7 +339,7 @@ def unknown_key_problem(name: Any, allowed: Iterable[str], dotted_key: str) -> s
     if close:
         return f"unknown key (did you mean {close[0]!r}?)"
     elsewhere = LEAF_PATHS.get(name) if isinstance(name, str) else None
-    if elsewhere and elsewhere != dotted_key and "NAME" not in elsewhere:
+    if elsewhere and elsewhere != dotted_key and "NAME" not in elsewhere and "[" not in elsewhere:
         return f"unknown key (did you mean {elsewhere!r}?)"
     return "unknown key"
 
@@ -376,13 +351,26 @@ def _shared_problem(section: str) -> str:
 # ---------------------------------------------------------------- --set
 
 def parse_override(text: Any, env: Mapping[str, str], env_keys: set[str]) -> tuple[tuple[str, ...], Any]:
-    """``"dotted.key=value"`` → (key path, value parsed with yaml.safe_load); ConfigError ``--set KEY: ...``."""
+    """``"dotted.key=value"`` → (key path, value parsed with yaml.safe_load); ConfigError ``--set KEY: ...``.
+
+    Unknown keys are left to the validation (which names them the same way); here only what it
+    cannot see: a key below a value, a key inside the rules list, and which values stay text.
+    """
     if not isinstance(text, str) or "=" not in text:
         raise ConfigError(f"{OVERRIDE_ORIGIN} {scalar_text(text)}: expected KEY=VALUE, "
                           f"e.g. sampling.clip_len=8", origin=OVERRIDE_ORIGIN)
     key, raw = (part.strip() for part in text.split("=", 1))
     path = tuple(key.split("."))
-    leaf = _override_target(key, path)
+    if not all(path):
+        raise error_at(OVERRIDE_ORIGIN, key, "expected a dotted key such as sampling.clip_len")
+    if path[0] == "rules" and len(path) > 1:
+        raise error_at(OVERRIDE_ORIGIN, key, "rules is a list: set it whole, e.g. "
+                                             "--set 'rules=[{name: no-smoking, kind: forbidden, activity: smoking}]'")
+    for length in range(1, len(path)):
+        field = _field(path[:length])
+        if field is not None and _child(_model_of(path[:length - 1]), path[length - 1])[1] is None:
+            raise error_at(OVERRIDE_ORIGIN, key, f"unknown key ({'.'.join(path[:length])} is a value, not a section)")
+    leaf = CameraConfig.model_fields["source"] if path == ("source",) else _field(path)
     try:
         value = _safe_load_strict(raw)
     except yaml.MarkedYAMLError as error:
@@ -391,103 +379,94 @@ def parse_override(text: Any, env: Mapping[str, str], env_keys: set[str]) -> tup
     except Exception as error:  # PyYAML constructors raise bare ValueError/KeyError for bad scalars
         raise error_at(OVERRIDE_ORIGIN, key, f"invalid YAML value: {_exception_text(error)}") from None
     # A path or device typed on the command line is text, even if it looks like a number or a date.
-    if leaf is not None and TEXT in leaf.metadata and value is not None and not isinstance(value, (str, list, dict)):
+    if leaf is not None and str in _types(leaf.annotation) and value is not None \
+            and not isinstance(value, (str, list, dict)):
         value = raw
     value = expand_env(value, OVERRIDE_ORIGIN, env, prefix=path, env_keys=env_keys)
     return path, value
 
 
-def _override_target(key: str, path: tuple[str, ...]):
-    """Check a ``--set`` key against the schema; the leaf's field (None for a whole section or camera)."""
-    def unknown(at: int, allowed: Iterable[str]) -> ConfigError:
-        shown = ".".join(path[:at + 1])
-        problem = unknown_key_problem(path[at], allowed, shown)
-        return error_at(OVERRIDE_ORIGIN, key if at == len(path) - 1 else shown, problem)
+# ---------------------------------------------------------------- pydantic's errors, in edge-har's words
 
-    if not all(path):
-        raise error_at(OVERRIDE_ORIGIN, key, "expected a dotted key such as sampling.clip_len")
-    head = path[0]
-    if head not in TOP_LEVEL:
-        raise unknown(0, TOP_LEVEL)
-    if head == "rules" and len(path) > 1:
-        raise error_at(OVERRIDE_ORIGIN, key, "rules is a list: set it whole, e.g. "
-                                             "--set 'rules=[{name: no-smoking, kind: forbidden, activity: smoking}]'")
-    model: type[BaseModel] = GlobalSections
-    at = 0
-    if head == "cameras":
-        if len(path) == 1:
-            return None
-        if not re.fullmatch(NAME_PATTERN, path[1]):
-            raise error_at(OVERRIDE_ORIGIN, ".".join(path[:2]),
-                           f"invalid camera name {path[1]!r}: use 1 to 32 of a-z 0-9 _ -")
-        if len(path) == 2:
-            return None
-        if path[2] in GLOBAL_ONLY:
-            raise error_at(OVERRIDE_ORIGIN, ".".join(path[:3]), _shared_problem(path[2]))
-        if path[2] not in CAMERA_KEYS:
-            raise unknown(2, CAMERA_KEYS)
-        model, at = CameraConfig, 2
-    while True:
-        node = _child(model, path[at])
-        if node is None:
-            raise unknown(at, model.model_fields)
-        kind, target = node
-        if at == len(path) - 1:
-            return target if kind == "leaf" else None
-        if kind == "leaf":
-            raise error_at(OVERRIDE_ORIGIN, key, "unknown key" + (
-                f" ({'.'.join(path[:at + 1])} is a value, not a section)"))
-        if kind == "dict":  # activities.NAME.key
-            at += 1
-            if at == len(path) - 1:
-                return None
-        model, at = target, at + 1
+class _Problem:
+    """One pydantic error, with what its key expects."""
+
+    def __init__(self, detail: dict, loc: tuple):
+        self.loc, self.value, self.ctx = loc, detail.get("input"), detail.get("ctx") or {}
+        # an item of a list key (rules[0].steps[1]): worded as the list's, "item 2 is ..."
+        self.item = loc[-1] + 1 if loc and type(loc[-1]) is int and _field(loc[:-1]) else None
+
+    @property
+    def what(self) -> str:
+        return _what(_field(self.loc[:-1] if self.item else self.loc))
 
 
-# ---------------------------------------------------------------- pydantic errors, reworded once
+def _expected(p: _Problem) -> str:
+    return f"expected {p.what}, " + (f"item {p.item} is " if p.item else "got ") + describe(p.value)
 
-def reword(error: ValidationError, layers: Layers, camera: str | None = None,
-           camera_raw: Mapping | None = None) -> ConfigError:
-    """The first pydantic error as ``ORIGIN: dotted.key: problem``.
 
-    ``camera``: the error is inside that camera's merged config; the key shown is
-    ``cameras.NAME.…`` when the camera set it, else the top-level key it inherited.
-    """
-    detail = error.errors(include_url=False)[0]
+def _must(p: _Problem) -> str:
+    return f"must be {p.what}, got {scalar_text(p.value)}"
+
+
+def _number(p: _Problem) -> str:
+    hint = ""
+    if isinstance(p.value, str):
+        try:
+            float(p.value)  # PyYAML reads 1e-3 (no dot, unsigned exponent) as text
+            hint = " (write numbers with a dot and a signed exponent, e.g. 1.0e-3)"
+        except ValueError:
+            pass
+    return _expected(p) + hint
+
+
+def _missing(p: _Problem) -> str:
+    hint = getattr(_model_of(p.loc[:-1]), "missing", None)
+    return f"missing: {hint}" if hint else "missing (required)"
+
+
+def _unknown(p: _Problem) -> str:
+    parent, name = p.loc[:-1], p.loc[-1]
+    in_camera = len(parent) == 2 and parent[0] == "cameras"
+    if in_camera and name in GLOBAL_ONLY:
+        return _shared_problem(name)
+    model = _model_of(parent)
+    allowed = CAMERA_KEYS if in_camera else tuple(model.model_fields) if model else ()
+    return unknown_key_problem(name, allowed, dotted(p.loc[2:] if len(p.loc) > 2 and p.loc[0] == "cameras"
+                                                    else p.loc))
+
+
+WORDING = {   # pydantic error type → the problem's words
+    "int_type": _expected, "bool_type": _expected, "string_type": _expected, "float_type": _number,
+    "literal_error": lambda p: (_must if isinstance(p.value, str) else _expected)(p),
+    "greater_than": _must, "greater_than_equal": _must, "less_than": _must, "less_than_equal": _must,
+    "finite_number": _must, "string_pattern_mismatch": _must, "too_short": _must,
+    "dict_type": lambda p: f"expected a mapping of keys, got {describe(p.value)}",
+    "model_type": lambda p: f"expected a mapping of keys, got {describe(p.value)}",
+    "tuple_type": lambda p: f"expected a list, got {describe(p.value)}",
+    "missing": _missing, "extra_forbidden": _unknown,
+    "value_error": lambda p: str(p.ctx.get("error", "invalid value")),
+    AT_ERROR: lambda p: p.ctx["problem"],
+}
+
+
+def reword(error: ValidationError, layers: Layers) -> ConfigError:
+    """The first pydantic error (an unknown key first: it explains the rest) as ``ORIGIN: dotted.key: problem``."""
+    details = error.errors(include_url=False)
+    detail = next((d for d in details if d["type"] == "extra_forbidden"), details[0])
     loc = tuple(part for part in detail["loc"] if part != "[key]")  # a bad dict key: name the key itself
-    kind, context, value = detail["type"], detail.get("ctx") or {}, detail.get("input")
-    problem = None
-    if kind == AT_ERROR:
-        loc, problem = (*loc, context["at"]), context["problem"]
-    elif kind == BLAME_ERROR:
-        blame = context["blame"]
-        ranked = sorted(blame, key=lambda name: _rank(layers, camera, (*loc, name)), reverse=True)
-        loc, problem = (*loc, ranked[0]), blame[ranked[0]]
-    elif kind == VALUE_ERROR:
-        problem = context["problem"]
-    elif kind == "extra_forbidden":
-        parent, name = loc[:-1], loc[-1]
-        if camera is not None and not parent and name in GLOBAL_ONLY:
-            problem = _shared_problem(name)
-        elif camera is not None and not parent and name == "name":
-            problem = "unknown key (a camera's name is its key under cameras:)"
-        else:
-            model = _model_at(CameraConfig if camera is not None else GlobalSections, parent)
-            allowed = [k for k in (model.model_fields if model else ()) if k != "name" or model is not CameraConfig]
-            if model is GlobalSections:
-                allowed = list(TOP_LEVEL)
-            problem = unknown_key_problem(name, allowed, dotted(loc))
-    elif kind == "missing":
-        model = _model_at(CameraConfig if camera is not None else GlobalSections, loc[:-1])
-        problem = "missing" + (": an activity needs labels (a list of model labels)" if model is ActivityConfig
-                               else ": a rule needs a name and a kind" if model is RuleConfig else " (required)")
-    elif kind in ("model_type", "model_attributes_type", "dict_type"):
-        problem = f"expected a mapping of keys, got {describe(value)}"
-    elif kind in ("tuple_type", "list_type"):
-        problem = f"expected a list, got {describe(value)}"
-    if problem is None:
-        problem = detail["msg"][:1].lower() + detail["msg"][1:]
-    return _located(layers, camera, loc, problem)
+    ctx = detail.get("ctx") or {}
+    if detail["type"] == AT_ERROR:
+        loc = (*loc, *ctx["at"])
+    camera = loc[1] if len(loc) > 2 and loc[0] == "cameras" else None
+    if "blame" in ctx:   # two keys disagree: blame the one set last
+        blame = ctx["blame"]
+        name = max(blame, key=lambda key: _rank(layers, camera, (*loc[:-1], key)))
+        loc, problem = (*loc[:-1], name), blame[name]
+    else:
+        wording = WORDING.get(detail["type"])
+        problem = wording(_Problem(detail, loc)) if wording else detail["msg"][:1].lower() + detail["msg"][1:]
+    return _located(layers, camera, loc[2:] if camera else loc, problem, keyless=ctx.get("keyless", False))
 
 
 def _camera_path(camera: str, loc: Sequence[Any]) -> tuple:
@@ -496,15 +475,18 @@ def _camera_path(camera: str, loc: Sequence[Any]) -> tuple:
 
 def _rank(layers: Layers, camera: str | None, loc: Sequence[Any]) -> tuple[int, int]:
     """Which setting of a leaf came last: (layer, 1 if the camera set it)."""
+    rel = tuple(loc[2:]) if camera else tuple(loc)
     if camera is not None:
-        own = layers.origins.get(_camera_path(camera, loc))
+        own = layers.origins.get(_camera_path(camera, rel))
         if own is not None:
             return own[1], 1
-    inherited = layers.origins.get(tuple(loc))
+    inherited = layers.origins.get(rel)
     return (inherited[1], 0) if inherited else (0, 0)
 
 
-def _located(layers: Layers, camera: str | None, loc: Sequence[Any], problem: str) -> ConfigError:
+def _located(layers: Layers, camera: str | None, loc: Sequence[Any], problem: str,
+             keyless: bool = False) -> ConfigError:
+    """The error at ``loc`` (inside ``camera`` if given), naming who set it: the camera, else the top level."""
     path: tuple = tuple(loc)
     found = None
     if camera is not None:
@@ -519,6 +501,8 @@ def _located(layers: Layers, camera: str | None, loc: Sequence[Any], problem: st
         found = layers.origin_of(path)
     origin = found[0] if found else layers.main_origin
     key = dotted(path)
+    if keyless:
+        return ConfigError(f"{origin}: {problem}", origin=origin, key=key)
     if key in layers.env_keys:  # never echo what came from the environment
         problem = re.sub(r", got .*$", ", got the value of an environment variable", problem)
     return error_at(origin, key, problem)
@@ -526,13 +510,12 @@ def _located(layers: Layers, camera: str | None, loc: Sequence[Any], problem: st
 
 # ---------------------------------------------------------------- building the service config
 
-def camera_name_for(source: str | None) -> str:
+def camera_name_for(source: Any) -> str:
     """The single-camera shorthand's name: a file's stem sanitised to [a-z0-9_-]{1,32}, else "main"."""
-    if source_kind(source) != "file":
+    if not isinstance(source, str) or source_kind(source) != "file":
         return "main"
     stem = os.path.splitext(os.path.basename(source.rstrip("/\\")))[0]
-    name = re.sub(r"[^a-z0-9_-]", "-", stem.lower())[:32]
-    return name or "main"
+    return re.sub(r"[^a-z0-9_-]", "-", stem.lower())[:32] or "main"
 
 
 def _deep_merge(base: Mapping, override: Mapping) -> dict:
@@ -546,56 +529,36 @@ def _deep_merge(base: Mapping, override: Mapping) -> dict:
 
 
 def build(layers: Layers, origin: str | None) -> ServiceConfig:
+    """The ServiceConfig of the merged layers; ConfigError (one line) for the first mistake."""
     raw = layers.merged
-    top = {key: value for key, value in raw.items() if key != "cameras"}
-    try:
-        defaults = GlobalSections.model_validate(top)
-    except ValidationError as error:
-        raise reword(error, layers) from None
-
-    main = layers.main_origin
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise _located(layers, None, (key,), unknown_key_problem(key, TOP_LEVEL, key_text(key)))
     if "cameras" in raw:
         if raw.get("source") is not None:  # source: null (the embedded default's) is no conflict
-            found = layers.origin_of(("source",))
-            raise error_at(found[0] if found else main, "source",
-                           "a top-level source is the single-camera shorthand; with cameras:, "
-                           "set each camera's source under cameras.NAME.source")
-        cameras_raw = _checked_cameras(raw["cameras"], layers)
-        single = False
+            raise _located(layers, None, ("source",), "a top-level source is the single-camera shorthand; with "
+                                                      "cameras:, set each camera's source under cameras.NAME.source")
+        cameras = _checked_cameras(raw["cameras"], layers)
     else:
-        cameras_raw = {camera_name_for(defaults.source): {"source": defaults.source}}
-        single = True
-
+        cameras = {camera_name_for(raw.get("source")): {"source": raw.get("source")}}
     shared = {key: raw[key] for key in PER_CAMERA if key in raw}
-    cameras: dict[str, CameraConfig] = {}
-    for name, overrides in cameras_raw.items():
-        if "name" in overrides:
-            raise _located(layers, name, ("name",), "unknown key (a camera's name is its key under cameras:)")
-        merged = _deep_merge(shared, overrides)
-        try:
-            camera = CameraConfig.model_validate({**merged, "name": name})
-        except ValidationError as error:
-            raise reword(error, layers, camera=name) from None
-        cameras[name] = _expand_outputs(camera)
-
-    _check_output_collisions(cameras, layers)
-    _check_rules(defaults, cameras, layers)
-    _check_http(defaults, layers)
-    return ServiceConfig(
-        **{name: getattr(defaults, name) for name in ServiceConfig.model_fields if hasattr(defaults, name)},
-        cameras=cameras, single_camera=single, origin=origin, env_keys=frozenset(layers.env_keys))
+    data = {key: value for key, value in raw.items() if key not in ("source", "cameras")}
+    data["cameras"] = {name: {**_deep_merge(shared, overrides), "name": name} for name, overrides in cameras.items()}
+    try:
+        return ServiceConfig.model_validate({**data, "single_camera": "cameras" not in raw, "origin": origin,
+                                             "env_keys": frozenset(layers.env_keys)})
+    except ValidationError as error:
+        raise reword(error, layers) from None
 
 
 def _checked_cameras(value: Any, layers: Layers) -> dict[str, dict]:
     def fail(path, problem):
-        found = layers.origin_of(path)
-        return error_at(found[0] if found else layers.main_origin, dotted(path), problem)
+        return _located(layers, None, path, problem)
 
     if not isinstance(value, Mapping):
         raise fail(("cameras",), f"expected a mapping of camera name → camera, got {describe(value)}")
     if not value:
         raise fail(("cameras",), "must name at least one camera (or leave cameras: out and set source:)")
-    cameras = {}
     for name, camera in value.items():
         if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
             shown = scalar_text(name) if isinstance(name, str) else describe(name)
@@ -608,94 +571,6 @@ def _checked_cameras(value: Any, layers: Layers) -> dict[str, dict]:
         if "source" not in camera:
             raise fail(("cameras", name, "source"), "missing: every camera needs a source (a file, a camera "
                                                     "index, a device or a URL)")
-        cameras[name] = dict(camera)
-    return cameras
-
-
-def _expand_outputs(camera: CameraConfig) -> CameraConfig:
-    output = camera.output
-    expanded = {key: getattr(output, key).replace("{camera}", camera.name)
-                for key in OUTPUT_PATHS if getattr(output, key) and "{camera}" in getattr(output, key)}
-    if not expanded:
-        return camera
-    return camera.model_copy(update={"output": output.model_copy(update=expanded)})
-
-
-def _check_output_collisions(cameras: Mapping[str, CameraConfig], layers: Layers) -> None:
-    writers: dict[str, tuple[str, str]] = {}
-    for name, camera in cameras.items():
-        for key in OUTPUT_PATHS:
-            path = getattr(camera.output, key)
-            if not path:
-                continue
-            normal = os.path.normpath(path)
-            if normal in writers:
-                other, other_key = writers[normal]
-                found = layers.origin_of(("cameras", name, "output", key), floor=2) or \
-                    layers.origin_of(("output", key))
-                origin = found[0] if found else layers.main_origin
-                if other == name:
-                    problem = f"camera {name} would write output.{other_key} and output.{key} to one file {path}"
-                elif other_key == key:
-                    problem = (f"cameras {other} and {name} would both write output.{key} {path}; "
-                               f"put {{camera}} in the path")
-                else:
-                    problem = (f"cameras {other} (output.{other_key}) and {name} (output.{key}) would both "
-                               f"write {path}; put {{camera}} in the path")
-                raise ConfigError(f"{origin}: {problem}", origin=origin, key=f"output.{key}")
-            writers[normal] = (name, key)
-
-
-def _check_rules(defaults: GlobalSections, cameras: Mapping[str, CameraConfig], layers: Layers) -> None:
-    found = layers.origin_of(("rules",))
-    origin = found[0] if found else layers.main_origin
-    activities = set(defaults.activities)
-    for camera in cameras.values():
-        activities.update(camera.activities)
-    names: dict[str, int] = {}
-    for index, rule in enumerate(defaults.rules):
-        prefix = f"rules[{index}]"
-        if rule.name in names:
-            raise error_at(origin, f"{prefix}.name",
-                           f"duplicate rule name {rule.name!r} (also rules[{names[rule.name]}])")
-        names[rule.name] = index
-        for key, reference in rule.references():
-            activity, _, camera = reference.partition("@")
-            if activity not in activities:
-                raise error_at(origin, f"{prefix}.{key}", f"unknown activity {activity!r}"
-                               + _hint(activity, activities, "activities"))
-            if camera and camera not in cameras:
-                raise error_at(origin, f"{prefix}.{key}", f"unknown camera {camera!r} in {reference!r}"
-                               + _hint(camera, cameras, "cameras"))
-        for position, camera in enumerate(rule.cameras or ()):
-            if camera not in cameras:
-                raise error_at(origin, f"{prefix}.cameras[{position}]", f"unknown camera {camera!r}"
-                               + _hint(camera, cameras, "cameras"))
-
-
-def _hint(name: str, known: Iterable[str], what: str) -> str:
-    known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return f" ({what}: {', '.join(known)})" if known else f" (no {what} are defined)"
-
-
-def _check_http(defaults: GlobalSections, layers: Layers) -> None:
-    http = defaults.http
-    if http.enabled == "false" or http.token is not None or is_loopback(http.host):
-        return
-    found = layers.origin_of(("http", "host"))
-    raise error_at(found[0] if found else layers.main_origin, "http.host",
-                   f"serving on {http.host!r} (not a loopback address) needs http.token, so that only "
-                   f"who holds it sees the cameras (e.g. token: ${{EDGE_HAR_TOKEN}})")
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and localhost."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False
+        if "name" in camera:
+            raise fail(("cameras", name, "name"), "unknown key (a camera's name is its key under cameras:)")
+    return {name: dict(camera) for name, camera in value.items()}

@@ -1,54 +1,58 @@
-"""The configuration as pydantic v2 models: one frozen, strict model per section, ``extra="forbid"``.
+"""The configuration as pydantic v2 models: each section a frozen model whose fields say their limits.
 
-A camera's config is the top-level per-camera sections deep-merged with the camera's
-overrides *before* validation (``edge.config.loader``), so ``CameraConfig`` is a full model.
-``ConfigFile`` (built by ``file_model()``) describes the YAML file itself, where a camera's
-sections are partial overrides; it exists for the JSON Schema.
+Each section is listed once: the per-camera ones in ``CameraSections``, the shared ones in
+``ServiceConfig``. A camera's config is the top-level per-camera sections deep-merged with the
+camera's overrides *before* validation (``edge.config.loader``), so ``CameraConfig`` is a full
+model. Rules between keys are the ``verify_*`` model validators; one that blames a key raises
+``at(path, problem)``. ``file_model()`` describes the YAML file itself (a camera's sections are
+partial overrides there) for the JSON Schema.
 """
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import os
 import re
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, ClassVar, Literal, Optional, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
+                      create_model, model_validator)
 from pydantic_core import PydanticCustomError
 
-from edge.config.values import (
-    ActivityName,
-    AutoFlag,
-    AutoOrInteger,
-    CameraName,
-    Choice,
-    Flag,
-    Integer,
-    Invalid,
-    Labels,
-    Mean,
-    Number,
-    OptionalPath,
-    OptionalText,
-    Smoothing,
-    SmoothingSpec,
-    Source,
-    Text,
-    describe,
-    leaf,
-    name_check,
-    scalar_text,
-    source_kind,
-)
+from edge.config.values import (NAME_PATTERN, ActivityName, AutoBool, AutoOrInteger, CameraName, Labels, Mean,
+                                OptionalPath, OptionalText, Smoothing, SmoothingSpec, Source, Text, What,
+                                check_camera_name, scalar_text, source_kind)
 
-AT_ERROR = "edge_at"        # a model-level problem that belongs to one of its keys: ctx {"at", "problem"}
-BLAME_ERROR = "edge_blame"  # a problem between two keys: ctx {"blame": {key: problem}}; the later-set key is named
+AT_ERROR = "edge_at"  # ctx {"at": key path below the model, "problem", "blame"?: {key: problem}, "keyless"?}
+OUTPUT_PATHS = ("video", "subtitles", "events", "summary")   # may hold {camera}
+HWACCELS = ("auto", "none", "qsv", "vaapi")
+RULE_KINDS = ("min_duration", "sequence", "forbidden", "followed_by")
 
 
-def at(key: str, problem: str) -> PydanticCustomError:
-    return PydanticCustomError(AT_ERROR, "{problem}", {"at": key, "problem": problem})
+def at(path: str | tuple, problem: str, **extra: Any) -> PydanticCustomError:
+    """An error that belongs to the key ``path`` (relative to the model raising it)."""
+    path = (path,) if isinstance(path, str) else tuple(path)
+    return PydanticCustomError(AT_ERROR, "{problem}", {"at": path, "problem": problem, **extra})
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, validate_default=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _choices_in_any_case(cls, data: Any) -> Any:
+        """A choice may be written in any case, with spaces around ("Batch ")."""
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                value = data.get(name)
+                if get_origin(field.annotation) is Literal and isinstance(value, str) \
+                        and value.strip().lower() in get_args(field.annotation):
+                    data = {**data, name: value.strip().lower()}
+        return data
+
+
+Hwaccel = Literal[HWACCELS]
 
 
 class ModelConfig(Section):
@@ -63,170 +67,142 @@ class InferenceConfig(Section):
     """``inference:`` (shared by all cameras)."""
 
     device: Text = Field("CPU", description="OpenVINO device (CPU, GPU, NPU, AUTO, ...)")
-    precision: Choice("auto", "f32", "bf16", "f16") = "auto"
-    performance_hint: Choice("auto", "latency", "throughput") = Field(
+    precision: Literal["auto", "f32", "bf16", "f16"] = "auto"
+    performance_hint: Literal["auto", "latency", "throughput"] = Field(
         "auto", description="auto = latency for one camera, throughput for several")
-    num_requests: AutoOrInteger(1) = Field(None, description="parallel inference requests; auto (stored None) "
-                                                             "= the device's optimum")
+    num_requests: AutoOrInteger = Field(None, description="parallel inference requests; auto = the device's optimum")
     cache_dir: OptionalPath = Field(None, description="OpenVINO compiled-model cache folder; null = none")
-    max_wait_ms: Integer(0) = Field(400, description="how long a live camera's clip may wait for an inference "
-                                                     "request before a fresher clip replaces it")
+    max_wait_ms: StrictInt = Field(400, ge=0, description="how long a live camera's clip may wait for an inference "
+                                                          "request before a fresher clip replaces it")
 
 
 class SamplingConfig(Section):
-    mode: Choice("batch", "rolling") = "batch"
-    clip_len: Integer(1) = 16
-    frame_step: Integer(1) = 1
-    stride: Integer(1) = Field(1, description="rolling mode: predict every N sampled frames (batch mode uses clip_len)")
+    mode: Literal["batch", "rolling"] = "batch"
+    clip_len: StrictInt = Field(16, ge=1)
+    frame_step: StrictInt = Field(1, ge=1)
+    stride: StrictInt = Field(1, ge=1, description="rolling mode: predict every N sampled frames "
+                                                   "(batch mode uses clip_len)")
 
 
 class PreprocessConfig(Section):
-    size: Integer(1) = 112
+    size: StrictInt = Field(112, ge=1)
     mean: Mean = Field(None, description="RGB mean subtracted; null = the model's metadata (Kinetics mean)")
-    interpolation: Choice("linear", "area") = "linear"
+    interpolation: Literal["linear", "area"] = "linear"
 
 
 class PostprocessConfig(Section):
-    top_k: Integer(1, 1000) = 5
+    top_k: StrictInt = Field(5, ge=1, le=1000)
     smoothing: Smoothing = Field(SmoothingSpec("none"), description="none, mean:N or ema:A")
-    threshold: Number(0.0, 1.0) = 0.0
+    threshold: StrictFloat = Field(0.0, ge=0.0, le=1.0)
 
 
 class GatingConfig(Section):
-    min_motion: Number(0.0, 255.0) = Field(0.0, description="skip clips whose frames all move less than this "
-                                                            "(mean absolute difference, 0-255); 0 = off")
+    min_motion: StrictFloat = Field(0.0, ge=0.0, le=255.0, description="skip clips whose frames all move less "
+                                    "than this (mean absolute difference, 0-255); 0 = off")
 
 
 class DecodeConfig(Section):
-    hwaccel: Choice("auto", "none", "qsv", "vaapi") = "auto"
-    threads: AutoOrInteger(1) = Field(None, description="decoder threads; auto (stored None) = the decoder's choice")
+    hwaccel: Hwaccel = "auto"
+    threads: AutoOrInteger = Field(None, description="decoder threads; auto = the decoder's choice")
 
 
 class OutputConfig(Section):
-    display: Flag = False
+    display: StrictBool = False
     video: OptionalPath = Field(None, description="annotated video (H.264 .mp4); {camera} = the camera name")
-    video_max_width: Integer(16) = 1280
+    video_max_width: StrictInt = Field(1280, ge=16)
     subtitles: OptionalPath = Field(None, description="WebVTT subtitles of the predictions; {camera} expands")
     events: OptionalPath = Field(None, description="events.jsonl; {camera} expands")
-    include_scores: Flag = False
+    include_scores: StrictBool = False
     summary: OptionalPath = Field(None, description="summary.json; {camera} expands")
-    log_every_s: Number(0.0, exclusive_min=True) = 10.0
-    overwrite: Flag = False
-    overlay_stats: Flag = True
-    progress: AutoFlag = "auto"
+    log_every_s: StrictFloat = Field(10.0, gt=0.0)
+    overwrite: StrictBool = False
+    overlay_stats: StrictBool = True
+    progress: AutoBool = Field(None, description="auto = only on a terminal")
 
 
 class ReconnectConfig(Section):
-    attempts: Integer(0) = 10
-    delay_s: Number(0.0, exclusive_min=True) = 0.5
-    max_delay_s: Number(0.0, exclusive_min=True) = 10.0
-    live: AutoFlag = Field("auto", description="auto = cameras and URLs are live")
-    watchdog_s: Number(0.0, exclusive_min=True) = 20.0
-    open_timeout_s: Number(0.0, exclusive_min=True) = 10.0
-    read_timeout_s: Number(0.0, exclusive_min=True) = 10.0
+    attempts: StrictInt = Field(10, ge=0)
+    delay_s: StrictFloat = Field(0.5, gt=0.0)
+    max_delay_s: StrictFloat = Field(10.0, gt=0.0)
+    live: AutoBool = Field(None, description="auto = cameras and URLs are live")
+    watchdog_s: StrictFloat = Field(20.0, gt=0.0)
+    open_timeout_s: StrictFloat = Field(10.0, gt=0.0)
+    read_timeout_s: StrictFloat = Field(10.0, gt=0.0)
 
     @model_validator(mode="after")
-    def _delays_in_order(self):
-        if self.max_delay_s < self.delay_s:
-            raise PydanticCustomError(BLAME_ERROR, "{problem}", {
-                "problem": f"must be ≥ reconnect.delay_s ({self.delay_s!r}), got {self.max_delay_s!r}",
-                "blame": {
-                    "max_delay_s": f"must be ≥ reconnect.delay_s ({self.delay_s!r}), got {self.max_delay_s!r}",
-                    "delay_s": f"must be ≤ reconnect.max_delay_s ({self.max_delay_s!r}), got {self.delay_s!r}",
-                }})
+    def verify_delays_in_order(self):
+        if self.max_delay_s < self.delay_s:   # the key set last is blamed (edge.config.loader)
+            raise at("max_delay_s", "", blame={
+                "max_delay_s": f"must be ≥ reconnect.delay_s ({self.delay_s!r}), got {self.max_delay_s!r}",
+                "delay_s": f"must be ≤ reconnect.max_delay_s ({self.max_delay_s!r}), got {self.delay_s!r}"})
         return self
 
 
 class ActivityConfig(Section):
     """One site activity: the model labels whose probabilities add up to its score."""
 
+    missing: ClassVar[str] = "an activity needs labels (a list of model labels)"
+
     labels: Labels
-    min_score: Number(0.0, 1.0, exclusive_min=True) = 0.5
-    gap_s: Number(0.0) = 2.0
-    update_s: Number(0.0, exclusive_min=True) = 5.0
+    min_score: StrictFloat = Field(0.5, gt=0.0, le=1.0)
+    gap_s: StrictFloat = Field(2.0, ge=0.0)
+    update_s: StrictFloat = Field(5.0, gt=0.0)
 
 
-RULE_KINDS = ("min_duration", "sequence", "forbidden", "followed_by")
+# ---------------------------------------------------------------- rules
+
 RULE_KEYS = {   # kind → (required keys, optional keys); name, kind and cameras are always allowed
     "min_duration": (("activity", "seconds"), ()),
     "sequence": (("steps",), ("within_s",)),
     "forbidden": (("activity",), ()),
     "followed_by": (("first", "then", "within_s"), ()),
 }
-_REF = re.compile(r"([a-z0-9_-]{1,32})(?:@([a-z0-9_-]{1,32}))?")
+_REF = f"{NAME_PATTERN}(?:@{NAME_PATTERN})?"
 
 
-def _ref_check(value: Any) -> str:
-    if not isinstance(value, str):
-        raise Invalid(f"expected an activity name or ACTIVITY@CAMERA, got {describe(value)}")
-    if not _REF.fullmatch(value):
-        raise Invalid(f"must be an activity name or ACTIVITY@CAMERA (names: 1 to 32 of a-z 0-9 _ -), "
-                      f"got {scalar_text(value)}")
+def _reference(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(_REF, value):
+        raise ValueError(f"must be an activity name or ACTIVITY@CAMERA (names: 1 to 32 of a-z 0-9 _ -), "
+                         f"got {scalar_text(value)}")
     return value
 
 
-def _steps_check(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, (list, tuple)):
-        raise Invalid(f"expected a list of at least 2 activities, got {describe(value)}")
-    if len(value) < 2:
-        raise Invalid(f"must be a list of at least 2 activities, got {len(value)}")
-    steps = []
-    for position, item in enumerate(value, start=1):
-        try:
-            steps.append(_ref_check(item))
-        except Invalid as problem:
-            raise Invalid(f"item {position}: {problem}") from None
-    return tuple(steps)
+def _steps(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) and len(value) < 2:
+        raise ValueError(f"must be a list of at least 2 activities, got {len(value)}")
+    return tuple(value) if isinstance(value, list) else value
 
 
-def _camera_list_check(value: Any) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)) or not value:
-        raise Invalid(f"expected a non-empty list of camera names or null, got {describe(value)}")
-    check = name_check("camera")
-    return tuple(check(item) for item in value)
-
-
-ActivityRef = leaf(_ref_check, {"type": "string", "pattern": r"^[a-z0-9_-]{1,32}(@[a-z0-9_-]{1,32})?$"}, str)
-Steps = leaf(_steps_check, {"type": "array", "items": {"type": "string"}, "minItems": 2}, tuple[str, ...],
-             serialize=list)
-CameraList = leaf(_camera_list_check, {"anyOf": [{"type": "array", "items": {"type": "string"}, "minItems": 1},
-                                                 {"type": "null"}]}, Optional[tuple[str, ...]],
-                  serialize=lambda value: None if value is None else list(value))
-def _rule_name_check(value: Any) -> str:
-    if not isinstance(value, str):
-        raise Invalid(f"expected a rule name, got {describe(value)}")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
-        raise Invalid(f"invalid rule name {scalar_text(value)}: use 1 to 64 of A-Z a-z 0-9 _ . -")
-    return value
-
-
-RuleName = leaf(_rule_name_check, {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"}, str)
-
-
-def _rule_schema(schema: dict) -> None:
-    schema["allOf"] = [{"if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
-                        "then": {"required": list(required)}} for kind, (required, _) in RULE_KEYS.items()]
+Reference = Annotated[StrictStr, BeforeValidator(_reference), What("an activity name or ACTIVITY@CAMERA")]
+Steps = Annotated[Optional[Annotated[tuple[Reference, ...], Field(min_length=2)]], BeforeValidator(_steps),
+                  What("a list of at least 2 activities")]
+CameraList = Annotated[Optional[Annotated[tuple[Annotated[StrictStr, BeforeValidator(check_camera_name)], ...],
+                                          Field(min_length=1)]],
+                       BeforeValidator(lambda value: tuple(value) if isinstance(value, list) else value),
+                       What("a non-empty list of camera names or null")]
 
 
 class RuleConfig(Section):
     """One check on activities. Which keys a rule needs depends on its ``kind`` (``RULE_KEYS``)."""
 
-    model_config = ConfigDict(json_schema_extra=_rule_schema)
+    model_config = ConfigDict(json_schema_extra=lambda schema: schema.update(allOf=[
+        {"if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]}, "then": {"required": list(needed)}}
+        for kind, (needed, _) in RULE_KEYS.items()]))
+    missing: ClassVar[str] = "a rule needs a name and a kind"
 
-    name: RuleName
-    kind: Choice(*RULE_KINDS)
-    activity: ActivityRef | None = None
-    seconds: Number(0.0, exclusive_min=True) | None = None
-    steps: Steps | None = None
-    first: ActivityRef | None = None
-    then: ActivityRef | None = None
-    within_s: Number(0.0, exclusive_min=True) | None = None
+    name: Annotated[StrictStr, What("a rule name: 1 to 64 of A-Z a-z 0-9 _ . -")] = Field(
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    kind: Literal[RULE_KINDS]
+    activity: Annotated[Optional[Reference], What("an activity name or ACTIVITY@CAMERA")] = None
+    seconds: Optional[StrictFloat] = Field(None, gt=0.0)
+    steps: Steps = None
+    first: Annotated[Optional[Reference], What("an activity name or ACTIVITY@CAMERA")] = None
+    then: Annotated[Optional[Reference], What("an activity name or ACTIVITY@CAMERA")] = None
+    within_s: Optional[StrictFloat] = Field(None, gt=0.0)
     cameras: CameraList = Field(None, description="cameras the rule runs on; null = every camera")
 
     @model_validator(mode="after")
-    def _keys_of_the_kind(self):
+    def verify_keys_of_the_kind(self):
         required, optional = RULE_KEYS[self.kind]
         for key in required:
             if getattr(self, key) is None:
@@ -234,6 +210,11 @@ class RuleConfig(Section):
         for key in ("activity", "seconds", "steps", "first", "then", "within_s"):
             if key not in required + optional and getattr(self, key) is not None:
                 raise at(key, f"not used by a {self.kind} rule (it takes {', '.join(required + optional)})")
+        seen: dict[str, str] = {}
+        for key, reference in self.references():
+            if reference in seen:
+                raise at(_path(key), f"repeats {seen[reference]} ({reference!r}): a rule's steps must differ")
+            seen[reference] = key
         return self
 
     def references(self) -> list[tuple[str, str]]:
@@ -243,26 +224,34 @@ class RuleConfig(Section):
         return refs
 
 
+def _path(key: str) -> tuple:
+    """"steps[1]" → ("steps", 1)."""
+    name, _, index = key.partition("[")
+    return (name, int(index[:-1])) if index else (name,)
+
+
+# ---------------------------------------------------------------- shared sections
+
 class MqttConfig(Section):
-    """``mqtt:`` (shared by all cameras); ``host: null`` turns MQTT off."""
+    """``mqtt:`` (shared by all cameras); ``host: null`` turns MQTT off. ``MqttSink`` reads it as it is."""
 
     host: OptionalText = Field(None, description="broker host; null = MQTT off")
-    port: Integer(1, 65535) = 1883
+    port: StrictInt = Field(1883, ge=1, le=65535)
     topic_prefix: Text = "edge-har"
     client_id: OptionalText = None
     username: OptionalText = None
     password: OptionalText = None
-    tls: Flag = False
+    tls: StrictBool = False
     ca_file: OptionalPath = None
-    homeassistant: Flag = True
+    homeassistant: StrictBool = True
     discovery_prefix: Text = "homeassistant"
     spool_dir: OptionalPath = Field(None, description="null = $EDGE_HAR_HOME/spool")
-    spool_max_mb: Number(0.0, exclusive_min=True) = 50.0
-    predictions: Flag = False
-    keepalive_s: Integer(1, 65535) = 30
+    spool_max_mb: StrictFloat = Field(50.0, gt=0.0)
+    predictions: StrictBool = False
+    keepalive_s: StrictInt = Field(30, ge=1, le=65535)
 
     @model_validator(mode="after")
-    def _topics(self):
+    def verify_topics(self):
         for key in ("topic_prefix", "discovery_prefix"):
             value = getattr(self, key)
             if any(char in value for char in "+#\x00") or value.startswith("/") or value.endswith("/"):
@@ -274,96 +263,162 @@ class MqttConfig(Section):
 class HttpConfig(Section):
     """``http:`` (shared by all cameras)."""
 
-    enabled: AutoFlag = Field("auto", description="auto = on for serve, off for run")
+    enabled: AutoBool = Field(None, description="auto = on for serve, off for run")
     host: Text = "127.0.0.1"
-    port: Integer(1, 65535) = 8080
+    port: StrictInt = Field(8080, ge=1, le=65535)
     token: OptionalText = Field(None, description="bearer token; required when host is not a loopback address")
+
+    @model_validator(mode="after")
+    def verify_token_off_loopback(self):
+        if self.enabled is not False and self.token is None and not is_loopback(self.host):
+            raise at("host", f"serving on {self.host!r} (not a loopback address) needs http.token, so that only "
+                             f"who holds it sees the cameras (e.g. token: ${{EDGE_HAR_TOKEN}})")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 # ---------------------------------------------------------------- cameras and the service
 
-PER_CAMERA = ("sampling", "preprocess", "postprocess", "gating", "decode", "output", "reconnect", "activities")
-GLOBAL_ONLY = ("model", "inference", "rules", "mqtt", "http")
-OUTPUT_PATHS = ("video", "subtitles", "events", "summary")   # may hold {camera}
+class CameraSections(Section):
+    """The per-camera sections: the top level's are every camera's defaults."""
+
+    sampling: SamplingConfig = SamplingConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+    postprocess: PostprocessConfig = PostprocessConfig()
+    gating: GatingConfig = GatingConfig()
+    decode: DecodeConfig = DecodeConfig()
+    output: OutputConfig = OutputConfig()
+    reconnect: ReconnectConfig = ReconnectConfig()
+    activities: dict[ActivityName, ActivityConfig] = {}
 
 
-class CameraConfig(Section):
-    """One camera: its source and its effective per-camera sections (output paths with {camera} expanded)."""
+class CameraConfig(CameraSections):
+    """One camera: its source, its effective sections (output paths with {camera} expanded), and the
+    source resolved once: ``kind``, ``live`` and ``time_base``."""
 
     name: str
     source: Source = None
-    sampling: SamplingConfig = SamplingConfig()
-    preprocess: PreprocessConfig = PreprocessConfig()
-    postprocess: PostprocessConfig = PostprocessConfig()
-    gating: GatingConfig = GatingConfig()
-    decode: DecodeConfig = DecodeConfig()
-    output: OutputConfig = OutputConfig()
-    reconnect: ReconnectConfig = ReconnectConfig()
-    activities: dict[ActivityName, ActivityConfig] = {}
-
-    @property
-    def live(self) -> bool:
-        """Whether the source is treated as live: reconnect.live, or auto (cameras and URLs)."""
-        if self.reconnect.live != "auto":
-            return self.reconnect.live == "true"
-        return source_kind(self.source) in ("camera", "url")
-
-    @property
-    def source_kind(self) -> str:
-        return source_kind(self.source)
-
-
-class _SharedSections(Section):
-    """The sections the top level of the file and the resolved service both hold."""
-
-    model: ModelConfig = ModelConfig()
-    inference: InferenceConfig = InferenceConfig()
-    sampling: SamplingConfig = SamplingConfig()
-    preprocess: PreprocessConfig = PreprocessConfig()
-    postprocess: PostprocessConfig = PostprocessConfig()
-    gating: GatingConfig = GatingConfig()
-    decode: DecodeConfig = DecodeConfig()
-    output: OutputConfig = OutputConfig()
-    reconnect: ReconnectConfig = ReconnectConfig()
-    activities: dict[ActivityName, ActivityConfig] = {}
-    rules: tuple[RuleConfig, ...] = ()
-    mqtt: MqttConfig = MqttConfig()
-    http: HttpConfig = HttpConfig()
 
     @model_validator(mode="before")
     @classmethod
-    def _rules_as_tuple(cls, data):
-        if isinstance(data, dict) and isinstance(data.get("rules"), list):
-            data = {**data, "rules": tuple(data["rules"])}
+    def _expand_camera_in_paths(cls, data: Any) -> Any:
+        output = data.get("output") if isinstance(data, dict) else None
+        if isinstance(output, dict) and isinstance(data.get("name"), str):
+            output = {key: value.replace("{camera}", data["name"]) if key in OUTPUT_PATHS and isinstance(value, str)
+                      else value for key, value in output.items()}
+            data = {**data, "output": output}
         return data
 
+    @property
+    def kind(self) -> Literal["file", "device", "stream"]:
+        """``device`` (a camera index or V4L2 path), ``stream`` (a URL) or ``file`` (null: the sample clip)."""
+        return source_kind(self.source)
 
-class GlobalSections(_SharedSections):
-    """The top level of the file without ``cameras:`` (validated first, then each camera)."""
+    @property
+    def live(self) -> bool:
+        """``reconnect.live``, or for auto: devices and streams are live, files are not."""
+        return self.kind != "file" if self.reconnect.live is None else self.reconnect.live
 
-    source: Source = Field(None, description="single-camera shorthand (without cameras:); null = the bundled sample")
+    @property
+    def time_base(self) -> Literal["media", "wall"]:
+        """The clock of this camera's activities and checks: ``wall`` when live, else ``media``."""
+        return "wall" if self.live else "media"
 
 
-_COMPARED = ("model", "inference", "sampling", "preprocess", "postprocess", "gating", "decode", "output",
-             "reconnect", "activities", "rules", "mqtt", "http", "cameras", "single_camera")
+class _Engine(Section):
+    """The shared sections that come first in the file."""
+
+    model: ModelConfig = ModelConfig()
+    inference: InferenceConfig = InferenceConfig()
 
 
-class ServiceConfig(_SharedSections):
+class ServiceConfig(CameraSections, _Engine):
     """What runs: the shared sections, the top-level defaults, and every camera (≥ 1, in file order).
 
     ``origin`` (the file, ``--set`` or ``<mapping>``) and which values came from ``${VAR}`` are
     not part of equality.
     """
 
+    rules: tuple[RuleConfig, ...] = ()
+    mqtt: MqttConfig = MqttConfig()
+    http: HttpConfig = HttpConfig()
     cameras: dict[str, CameraConfig]
     single_camera: bool = True
-    origin: str | None = None
-    env_keys: frozenset[str] = Field(frozenset(), description="dotted keys whose values came from ${VAR}")
+    origin: Optional[str] = Field(None, exclude=True)
+    env_keys: frozenset[str] = Field(frozenset(), exclude=True, description="dotted keys whose values came from ${VAR}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rules_as_tuple(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("rules"), list):
+            data = {**data, "rules": tuple(data["rules"])}
+        return data
+
+    @model_validator(mode="after")
+    def verify_outputs_apart(self):
+        writers: dict[str, tuple[str, str]] = {}
+        for name, camera in self.cameras.items():
+            for key in OUTPUT_PATHS:
+                path = getattr(camera.output, key)
+                if not path:
+                    continue
+                other, other_key = writers.setdefault(os.path.normpath(path), (name, key))
+                if (other, other_key) == (name, key):
+                    continue
+                if other == name:
+                    problem = f"camera {name} would write output.{other_key} and output.{key} to one file {path}"
+                elif other_key == key:
+                    problem = (f"cameras {other} and {name} would both write output.{key} {path}; "
+                               f"put {{camera}} in the path")
+                else:
+                    problem = (f"cameras {other} (output.{other_key}) and {name} (output.{key}) would both "
+                               f"write {path}; put {{camera}} in the path")
+                raise at(("cameras", name, "output", key), problem, keyless=True)
+        return self
+
+    @model_validator(mode="after")
+    def verify_rule_references(self):
+        activities = set(self.activities).union(*(camera.activities for camera in self.cameras.values()))
+        names: dict[str, int] = {}
+        for index, rule in enumerate(self.rules):
+            if rule.name in names:
+                raise at(("rules", index, "name"),
+                         f"duplicate rule name {rule.name!r} (also rules[{names[rule.name]}])")
+            names[rule.name] = index
+            for key, reference in rule.references():
+                activity, _, camera = reference.partition("@")
+                where = ("rules", index, *_path(key))
+                if activity not in activities:
+                    raise at(where, f"unknown activity {activity!r}" + _hint(activity, activities, "activities"))
+                if camera and camera not in self.cameras:
+                    raise at(where, f"unknown camera {camera!r} in {reference!r}"
+                             + _hint(camera, self.cameras, "cameras"))
+            for position, camera in enumerate(rule.cameras or ()):
+                if camera not in self.cameras:
+                    raise at(("rules", index, "cameras", position), f"unknown camera {camera!r}"
+                             + _hint(camera, self.cameras, "cameras"))
+            tied = {reference.partition("@")[2] for _, reference in rule.references()} - {""}
+            if tied and any("@" not in reference for _, reference in rule.references()):
+                tied |= set(rule.cameras or self.cameras)   # an untied step of a tied rule runs on these
+            if len({self.cameras[camera].time_base for camera in tied}) > 1:
+                raise at(("rules", index), "spans cameras with media time and wall time; their times cannot be "
+                                           "compared (give them the same reconnect.live)")
+        return self
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ServiceConfig):
             return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in _COMPARED)
+        return all(getattr(self, name) == getattr(other, name) for name in type(self).model_fields
+                   if name not in ("origin", "env_keys"))
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -381,40 +436,51 @@ class ServiceConfig(_SharedSections):
         return self.camera.source
 
 
+def _hint(name: str, known, what: str) -> str:
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" ({what}: {', '.join(known)})" if known else f" (no {what} are defined)"
+
+
+PER_CAMERA = tuple(CameraSections.model_fields)
+SECTIONS = tuple(name for name in ServiceConfig.model_fields if name not in ("cameras", "single_camera", "origin",
+                                                                             "env_keys"))
+GLOBAL_ONLY = tuple(name for name in SECTIONS if name not in PER_CAMERA)
+TOP_LEVEL = ("source", *SECTIONS, "cameras")   # the keys of the file's top level
+CAMERA_KEYS = ("source", *PER_CAMERA)          # the keys under cameras.NAME
+
+
 # ---------------------------------------------------------------- the file format (for the JSON Schema)
 
 def _annotated(field) -> Any:
-    """A field's type with its validator and schema metadata put back."""
+    """A field's type with its validators and limits put back."""
     return Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
 
 
-def _override_model(model: type[BaseModel]) -> type[BaseModel]:
-    """The same section with every key optional and no cross-key checks: a camera's partial override."""
-    fields = {name: (_annotated(field), Field(None, description=field.description))
-              for name, field in model.model_fields.items()}
-    return create_model(f"{model.__name__}Override", __config__=Section.model_config,
-                        __doc__=f"A camera's override of {model.__name__}: any subset of its keys.", **fields)
+def _optional(model: type[BaseModel], name: str, required: tuple[str, ...] = ()) -> type[BaseModel]:
+    """The section with every key optional (a camera's override): no defaults, no cross-key checks."""
+    fields = {key: (_annotated(field) if key in required else Optional[_annotated(field)],
+                    Field(... if key in required else None, description=field.description))
+              for key, field in model.model_fields.items()}
+    return create_model(name, __config__=Section.model_config, **fields)
 
 
 def file_model() -> type[BaseModel]:
-    """``ConfigFile``: the YAML file, top-level sections complete, a camera's sections partial overrides."""
-    overrides = {name: _override_model(CameraConfig.model_fields[name].annotation)
-                 for name in PER_CAMERA if name != "activities"}
-    activity_override = _override_model(ActivityConfig)
-    camera_fields: dict[str, Any] = {"source": (Source, Field(..., description="a file, a camera index, a device "
-                                                                               "or a URL; null = the sample"))}
-    for name, override in overrides.items():
-        camera_fields[name] = (Optional[override], None)
-    camera_fields["activities"] = (Optional[dict[ActivityName, activity_override]], None)
-    camera_file = create_model("CameraFile", __config__=Section.model_config,
-                               __doc__="One camera: its source and any per-camera section as an override.",
-                               **camera_fields)
-    # null sections mean defaults, so every top-level section may be null too
-    top: dict[str, Any] = {name: (Optional[_annotated(field)], Field(field.default, description=field.description))
-                           for name, field in GlobalSections.model_fields.items()}
+    """``ConfigFile``: the YAML file, top-level sections complete (or null), a camera's sections partial."""
+    camera = {name: (Optional[_optional(CameraConfig.model_fields[name].annotation, f"{name.title()}Override")], None)
+              for name in PER_CAMERA if name != "activities"}
+    camera["activities"] = (Optional[dict[ActivityName, _optional(ActivityConfig, "ActivityOverride")]], None)
+    camera["source"] = (Source, Field(..., description="a file, a camera index, a device or a URL; null = the sample"))
+    camera_file = create_model("CameraFile", __config__=Section.model_config, **camera)
+    top: dict[str, Any] = {name: (Optional[_annotated(ServiceConfig.model_fields[name])],
+                                  Field(ServiceConfig.model_fields[name].default,
+                                        description=ServiceConfig.model_fields[name].description))
+                           for name in SECTIONS}
     top["rules"] = (Optional[list[RuleConfig]], [])
+    top["source"] = (Source, Field(None, description="single-camera shorthand (without cameras:); null = the sample"))
     top["cameras"] = (Optional[dict[CameraName, camera_file]],
                       Field(None, description="camera name → camera; without it, source: is the one camera"))
-    return create_model("ConfigFile", __config__=Section.model_config,
-                        __doc__="edge-har configuration file (YAML).", **top)
-
+    return create_model("ConfigFile", __config__=Section.model_config, __doc__="edge-har configuration file (YAML).",
+                        **{key: top[key] for key in TOP_LEVEL})

@@ -12,7 +12,7 @@ import math
 import queue
 from dataclasses import dataclass
 
-from edge.config import ConfigError, check_activity_labels, sample_clip_path
+from edge.config import ConfigError, check_activity_labels
 from edge.engine.clips import ClipStage
 from edge.engine.input import LIVE_BUFFER_FRAMES, LaneInput
 from edge.engine.lane import Lane, needs_pictures
@@ -25,7 +25,7 @@ from edge.postprocess import Postprocessor
 from edge.preprocess import ClipRing
 from edge.sampling import ClipSampler
 from edge.sinks import EventWriter, SubtitleSink, VideoSink, WindowSink
-from edge.sources import DEFAULT_FPS, DecodeOptions, ReconnectPolicy, SourceError, open_source
+from edge.sources import DEFAULT_FPS, SourceError, open_camera
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,6 @@ class Model:
     checks: object | None  # edge.checks.CheckEngine, when the config has activities or rules
 
 
-def time_base(camera) -> str:
-    """Activities and checks run on media time for files and wall time for live cameras."""
-    return "wall" if camera.live else "media"
-
-
 def open_sources(config, *, give_up: bool, single_run: bool) -> tuple[dict, dict[str, Health]]:
     """Every camera's source (opened before the slow compile, so a mistyped one is reported first)
     and its ``Health``. A camera that cannot be opened is ``offline`` with the reason; with one camera
@@ -53,24 +48,13 @@ def open_sources(config, *, give_up: bool, single_run: bool) -> tuple[dict, dict
     for name, camera in config.cameras.items():
         health = healths[name] = Health()
         try:
-            sources[name] = open_camera(camera, health, give_up=give_up)
+            sources[name] = open_camera(camera, want_image=needs_pictures(camera), give_up=give_up, health=health)
         except SourceError as error:
             if single_run:
                 raise
             health.set(CameraState.OFFLINE, str(error))
             log.error("%s: %s", name, error)
     return sources, healths
-
-
-def open_camera(camera, health: Health, *, give_up: bool = True):
-    """The camera's source with its reconnection, timeouts and decoder options."""
-    reconnect = camera.reconnect
-    policy = ReconnectPolicy(reconnect.attempts, reconnect.delay_s, reconnect.max_delay_s, give_up=give_up)
-    spec = camera.source if camera.source not in (None, "") else str(sample_clip_path())
-    return open_source(spec, live=camera.live, reconnect=policy,
-                       decode=DecodeOptions(hwaccel=camera.decode.hwaccel, threads=camera.decode.threads),
-                       want_image=needs_pictures(camera), open_timeout_s=reconnect.open_timeout_s,
-                       read_timeout_s=reconnect.read_timeout_s, health=health)
 
 
 def performance_hint(config) -> str:
@@ -102,13 +86,9 @@ def compile_model(config, run_id: str, on_inferred=None) -> Model:
                           max_wait_ms=inference.max_wait_ms)
     checks = None
     if config.rules or any(camera.activities for camera in config.cameras.values()):
-        from edge.checks import CheckEngine
+        from edge.checks import CheckEngine, time_bases
 
-        time_bases = {name: time_base(camera) for name, camera in config.cameras.items()}
-        try:
-            checks = CheckEngine(config.rules, time_bases, run_id=run_id)
-        except ValueError as error:
-            raise ConfigError(f"rules: {error}") from None
+        checks = CheckEngine(config.rules, time_bases(config), run_id=run_id)
     return Model(classifier, scheduler, hint, checks)
 
 
@@ -130,7 +110,7 @@ def build_lane(camera, *, source, health: Health, model: Model, emit, run_id: st
             sinks.append(SubtitleSink(output.subtitles, camera=camera.name))
         if output.video:
             video = VideoSink(output.video, source.fps, source.size, max_width=output.video_max_width,
-                              hwaccel=camera.decode.hwaccel, live=source.is_live)
+                              hwaccel=camera.decode.hwaccel, live=camera.live)
         if output.display:
             window = WindowSink(f"edge-har: {camera.name}")
     sampling = camera.sampling
@@ -185,7 +165,7 @@ def _monitor(camera, labels, checks, run_id: str):
     from edge.activities import ActivityTracker
     from edge.checks import CameraMonitor
 
-    return CameraMonitor(ActivityTracker(camera.name, camera.activities, labels, time_base(camera),
+    return CameraMonitor(ActivityTracker(camera.name, camera.activities, labels, camera.time_base,
                                          run_id=run_id), checks)
 
 
@@ -198,4 +178,4 @@ def check_model_matches(camera, info) -> None:
                           f"{info.size}×{info.size} frames")
 
 
-__all__ = ["Model", "build_lane", "compile_model", "open_camera", "open_sources", "performance_hint", "time_base"]
+__all__ = ["Model", "build_lane", "compile_model", "open_sources", "performance_hint"]

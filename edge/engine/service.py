@@ -198,8 +198,8 @@ class Service:
                     check_writable(path, input_path=camera.source)
 
     def _http_enabled(self) -> bool:
-        enabled = str(self.config.http.enabled).lower()
-        return enabled == "true" or (enabled == "auto" and self.mode == "serve")
+        enabled = self.config.http.enabled  # None: auto, on under serve
+        return enabled if enabled is not None else self.mode == "serve"
 
     def _on_inferred(self, lane: str, infer_s: float, queue_wait_s: float) -> None:
         if self._prometheus is not None:

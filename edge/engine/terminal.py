@@ -57,9 +57,9 @@ class Terminal:
         lanes = list(service.lanes.values())
         self._bar_lane = None
         if service.mode == "run" and len(lanes) == 1 and not lanes[0].live and lanes[0].source is not None:
-            setting = str(lanes[0].camera.output.progress).lower()
+            progress = lanes[0].camera.output.progress   # True, False or None (auto: on a terminal)
             total = lanes[0].source.frame_count
-            if total and (setting == "true" or (setting == "auto" and interactive)):
+            if total and (progress or (progress is None and interactive)):
                 self._bar_lane = lanes[0]
                 self._total = total
         every = [float(lane.camera.output.log_every_s) for lane in lanes] or [10.0]

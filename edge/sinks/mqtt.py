@@ -38,8 +38,8 @@ import ssl
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -50,55 +50,14 @@ from edge import __version__
 from edge.sinks import Event, SinkError
 from edge.sinks.spool import Spool
 
+if TYPE_CHECKING:
+    from edge.config import MqttConfig
+
 log = logging.getLogger(__name__)
 
 CAMERA_STATES = ("starting", "online", "reconnecting", "offline", "finished")
 _TOPIC_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _SESSION_EXPIRY_S = 3600   # the broker keeps our session (and paho's in-flight resends stay valid) for an hour
-
-
-@dataclass(frozen=True)
-class MqttSettings:
-    """The ``mqtt:`` config section (names and defaults as in CONTRACTS.md)."""
-
-    host: str | None = None
-    port: int = 1883
-    topic_prefix: str = "edge-har"
-    client_id: str | None = None
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: str | None = None
-    homeassistant: bool = True
-    discovery_prefix: str = "homeassistant"
-    spool_dir: str | None = None
-    spool_max_mb: float = 50
-    predictions: bool = False
-    keepalive_s: int = 30
-
-    @classmethod
-    def from_section(cls, section) -> MqttSettings:
-        """From the config's ``mqtt`` section: a pydantic model, a mapping, or an ``MqttSettings``."""
-        if isinstance(section, cls):
-            return section
-        names = {field.name for field in fields(cls)}
-        if isinstance(section, Mapping):
-            values = dict(section)
-        elif hasattr(section, "model_dump"):
-            values = section.model_dump()
-        else:
-            values = {name: getattr(section, name) for name in names if hasattr(section, name)}
-        unknown = sorted(set(values) - names)
-        if unknown:   # the config schema validates keys; a newer schema must not stop the sink
-            log.warning("mqtt: ignoring setting(s) this sink does not know: %s", ", ".join(unknown))
-            values = {key: value for key, value in values.items() if key in names}
-        password = values.get("password")
-        if password is not None and hasattr(password, "get_secret_value"):
-            values["password"] = password.get_secret_value()
-        for key in ("spool_dir", "ca_file"):
-            if values.get(key) is not None:
-                values[key] = str(values[key])
-        return cls(**values)
 
 
 def topic_part(name: str) -> str:
@@ -113,7 +72,7 @@ def _entity_slug(*parts: str) -> str:
 class MqttSink:
     """Publishes one service's events to an MQTT broker (see the module docstring for topics).
 
-    ``settings``: the ``mqtt`` config section (see ``MqttSettings.from_section``).
+    ``settings``: the config's ``mqtt`` section (``edge.config.MqttConfig``), read as it is.
     ``cameras``, ``rules``: names, for the retained topics and Home Assistant discovery.
     ``model``: the model name for the discovery ``device``; ``version``: edge-har's.
     ``reconnect_delay_s``: (first, max) wait between connection attempts, doubling.
@@ -125,11 +84,11 @@ class MqttSink:
     ``ca_file`` or spool directory.
     """
 
-    def __init__(self, settings, *, cameras: Iterable[str], rules: Iterable[str] = (),
+    def __init__(self, settings: MqttConfig, *, cameras: Iterable[str], rules: Iterable[str] = (),
                  model: str | None = None, version: str = __version__,
                  reconnect_delay_s: tuple[float, float] = (1.0, 30.0), window: int = 16,
                  spool_fsync: bool = True, close_timeout_s: float = 3.0):
-        self.settings = settings = MqttSettings.from_section(settings)
+        self.settings = settings
         if not settings.host:
             raise SinkError("mqtt.host is not set")
         self.prefix = settings.topic_prefix.strip("/") or "edge-har"
@@ -538,4 +497,4 @@ def _default_spool_dir() -> Path:
     return edge_home() / "spool"
 
 
-__all__ = ["CAMERA_STATES", "MqttSettings", "MqttSink", "topic_part"]
+__all__ = ["CAMERA_STATES", "MqttSink", "topic_part"]

@@ -30,12 +30,12 @@ import av
 import cv2
 import numpy as np
 
+from edge.config.schema import HWACCELS
 from edge.sinks import SinkError, check_writable
 from edge.sources import DEFAULT_FPS, sanitize_fps
 
 log = logging.getLogger(__name__)
 
-HWACCELS = ("auto", "none", "qsv", "vaapi")
 DRI_PATH = "/dev/dri"                  # GPU render nodes live here (a module constant: tests move it)
 VAAPI_DEVICE = "/dev/dri/renderD128"
 QUEUE_FRAMES = 8                       # ~0.3 s at 25 fps: absorbs encoder hiccups, bounds memory

@@ -11,8 +11,11 @@ items in order, and a context manager. ``open_source`` picks the kind from the s
   backoff (``ReconnectPolicy``) and a ``Gap`` is yielded once it is back; frame indices
   keep counting. Out of attempts, a last ``Gap(gave_up=True)`` ends the iteration and
   ``error`` says why.
-- a camera index (``0``, ``"0"``) or device path (``/dev/video0``) → ``CaptureSource``
-  (cv2.VideoCapture), reconnected the same way.
+- a camera index (``0``, ``"0"``) or device path (``/dev/video0``, ``/dev/v4l/...``) →
+  ``CaptureSource`` (cv2.VideoCapture), reconnected the same way.
+
+Which of the three a spec is follows one rule, ``edge.urls.source_kind`` (the config's
+``CameraConfig.kind`` is the same rule).
 
 Frames carry BGR ``image`` (``want_image=True``) or only yuv420p ``planes``
 (``want_image=False``, PyAV sources: no colour conversion). Damaged packets are counted in
@@ -30,11 +33,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.sources.base import (DEFAULT_FPS, HWACCELS, MAX_SANE_FPS, DecodeOptions, Gap,  # noqa: F401
+from edge.sources.base import (DEFAULT_FPS, MAX_SANE_FPS, DecodeOptions, Gap,  # noqa: F401
                                ReconnectPolicy, Source, SourceError, sanitize_fps)
 from edge.sources.camera import CaptureSource, camera_index
 from edge.sources.pyav import PyAVSource
-from edge.urls import URL_SCHEMES, is_url, mask_credentials  # noqa: F401  (re-exported)
+from edge.urls import URL_SCHEMES, is_url, mask_credentials, source_kind  # noqa: F401  (re-exported)
 
 
 class FileSource(PyAVSource):
@@ -51,32 +54,49 @@ class StreamSource(PyAVSource):
         super().__init__(spec, live=True, **options)
 
 
-def is_camera(spec) -> bool:
-    """A camera index or a V4L2 device path."""
-    return camera_index(spec) is not None or (isinstance(spec, str) and spec.startswith("/dev/video"))
-
-
 def open_source(spec, *, live: bool | None = None, reconnect: ReconnectPolicy = ReconnectPolicy(),
                 decode: DecodeOptions = DecodeOptions(), want_image: bool = True, **options) -> Source:
     """Open ``spec`` (path, camera index, device path or URL) as a ``Source``.
 
-    ``live=None`` decides by the spec: cameras and URLs are live, paths are files.
-    ``live=False`` reads a URL like a file (no reconnection); ``live=True`` reads a file
-    like a stream. ``want_image=False`` asks PyAV sources for yuv420p ``planes`` only
-    (cameras always deliver ``image``). ``options``: ``open_timeout_s``,
-    ``read_timeout_s`` (URLs), ``capture_factory`` (cameras), ``sleep``, ``clock``.
-    Raises ``SourceError`` with a one-line message.
+    ``live=None`` decides by the spec's kind (``source_kind``): devices and streams are
+    live, files are not. ``live=False`` reads a URL or a device like a file (no
+    reconnection, media time from frame numbers); ``live=True`` reads a file like a
+    stream. ``want_image=False`` asks PyAV sources for yuv420p ``planes`` only (cameras
+    always deliver ``image``). ``options``: ``open_timeout_s``, ``read_timeout_s``
+    (URLs), ``capture_factory`` (cameras), ``sleep``, ``clock``. Raises ``SourceError``
+    with a one-line message.
     """
     if isinstance(spec, Path):
         spec = str(spec)
     if camera_index(spec) is None and not isinstance(spec, str):
         raise SourceError(f"bad source: {spec!r} (expected a path, a camera index or a URL)")
-    if is_camera(spec):
+    kind = source_kind(spec)
+    return _open(spec, kind, kind != "file" if live is None else live, reconnect=reconnect, decode=decode,
+                 want_image=want_image, **options)
+
+
+def open_camera(camera, *, want_image: bool = True, give_up: bool = True, **options) -> Source:
+    """Open a configured camera (``edge.config.CameraConfig``) as the config resolved it: its
+    ``kind`` and ``live``, its reconnection, timeouts and decoder options; a null source is the
+    bundled sample clip. ``give_up``: out of reconnection attempts, end (``run``) or keep trying
+    (``serve``). ``options`` as for ``open_source`` (``capture_factory``, ``health``, ``sleep``, ...)."""
+    from edge.config import sample_clip_path
+
+    reconnect = camera.reconnect
+    options.setdefault("open_timeout_s", reconnect.open_timeout_s)
+    options.setdefault("read_timeout_s", reconnect.read_timeout_s)
+    return _open(camera.source if camera.source is not None else str(sample_clip_path()), camera.kind, camera.live,
+                 reconnect=ReconnectPolicy(reconnect.attempts, reconnect.delay_s, reconnect.max_delay_s, give_up),
+                 decode=DecodeOptions(camera.decode.hwaccel, camera.decode.threads), want_image=want_image,
+                 **options)
+
+
+def _open(spec, kind: str, live: bool, *, reconnect: ReconnectPolicy, decode: DecodeOptions, want_image: bool,
+          **options) -> Source:
+    if kind == "device":
         for key in ("open_timeout_s", "read_timeout_s"):
             options.pop(key, None)
-        return CaptureSource(spec, reconnect=reconnect, **options)
-    if live is None:
-        live = is_url(spec)
+        return CaptureSource(spec, live=live, reconnect=reconnect, **options)
     if live:
         return StreamSource(spec, reconnect=reconnect, decode=decode, want_image=want_image, **options)
     return FileSource(spec, reconnect=reconnect, decode=decode, want_image=want_image, **options)

@@ -25,7 +25,6 @@ log = logging.getLogger("edge.sources")
 
 DEFAULT_FPS = 25.0
 MAX_SANE_FPS = 1000.0
-HWACCELS = ("auto", "none", "qsv", "vaapi")
 # request_stop() may run in a signal handler, so it only sets a flag: waits look at it this often.
 STOP_POLL_S = 0.2
 
@@ -54,10 +53,6 @@ class ReconnectPolicy:
     max_delay_s: float = 30.0
     give_up: bool = True
 
-    def __post_init__(self) -> None:
-        if self.attempts < 0 or self.delay_s < 0 or self.max_delay_s < 0:
-            raise ValueError(f"reconnect values must be >= 0: {self}")
-
     def delay(self, attempt: int) -> float:
         """Seconds to wait before reopening attempt ``attempt`` (0-based)."""
         return min(self.delay_s * (2.0 ** min(attempt, 64)), self.max_delay_s)
@@ -66,16 +61,10 @@ class ReconnectPolicy:
 @dataclass(frozen=True)
 class DecodeOptions:
     """How PyAV decodes: ``hwaccel`` auto|none|qsv|vaapi; ``threads``, the decoder's slice
-    threads (None = FFmpeg's choice, one per core)."""
+    threads (None = FFmpeg's choice, one per core). Values as the config validated them."""
 
     hwaccel: str = "auto"
     threads: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.hwaccel not in HWACCELS:
-            raise ValueError(f"decode.hwaccel must be one of {', '.join(HWACCELS)}, not {self.hwaccel!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
-            raise ValueError(f"decode.threads must be >= 1 or None, not {self.threads!r}")
 
 
 @dataclass(frozen=True)

@@ -68,17 +68,18 @@ class CaptureConnection:
 
 
 class CaptureSource(Source):
-    """A live source over a cv2 capture: cameras by default, reconnected with backoff.
+    """A source over a cv2 capture: cameras, live by default (reconnected with backoff).
 
-    Always delivers BGR ``image`` (no planes). Media time is seconds since the first frame.
+    Always delivers BGR ``image`` (no planes). Live: media time is seconds since the first
+    frame; ``live=False`` (``reconnect.live: false``): read like a file, no reconnection.
     """
 
-    def __init__(self, spec, *, reconnect: ReconnectPolicy = ReconnectPolicy(),
+    def __init__(self, spec, *, live: bool = True, reconnect: ReconnectPolicy = ReconnectPolicy(),
                  capture_factory: Callable | None = None, sleep: Callable[[float], object] | None = None,
                  clock: Callable[[], float] = time.monotonic, health: Health | None = None) -> None:
         index = camera_index(spec)
         name = f"camera {index}" if index is not None else mask_credentials(str(spec))
-        super().__init__(name, live=True, reconnect=reconnect, sleep=sleep, clock=clock, health=health)
+        super().__init__(name, live=live, reconnect=reconnect, sleep=sleep, clock=clock, health=health)
         self._spec = index if index is not None else str(spec)
         self._factory = capture_factory or cv2.VideoCapture
         self._open_first()
