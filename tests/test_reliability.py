@@ -22,6 +22,7 @@ import pytest
 
 from conftest import free_port
 import edge.engine.build
+import edge.sources
 import edge.sources.pyav
 from edge import pipeline
 from edge.config import load_config
@@ -239,7 +240,7 @@ def _config(tmp_path, demo_xml, compiled_cache, *overrides):
 
 
 def test_resolution_change_mid_stream(tmp_path, demo_xml, compiled_cache, monkeypatch):
-    monkeypatch.setattr(edge.engine.build, "open_camera", lambda spec, **options: SizeChangingSource())
+    monkeypatch.setattr(edge.sources, "open_source", lambda spec, **options: SizeChangingSource())
     result = pipeline.run(_config(tmp_path, demo_xml, compiled_cache, "source=rtsp://127.0.0.1/fake"), keep_predictions=True)
     assert result.exit_code == 0
     assert [(p.clip.start_frame, p.clip.end_frame) for p in result.predictions] == [(0, 15), (16, 31), (32, 47),

@@ -23,6 +23,7 @@ import edge
 from conftest import free_port
 import edge.engine.output
 import edge.engine.build
+import edge.sources
 import edge.engine.service
 from edge import pipeline
 from edge.config import ConfigError, load_config
@@ -152,7 +153,7 @@ def test_credentials_never_reach_logs_events_summary_or_overlay(tmp_path, demo_x
         drawn.append(state)
         real_draw(image, state)
 
-    monkeypatch.setattr(edge.engine.build, "open_camera", open_fake)
+    monkeypatch.setattr(edge.sources, "open_source", open_fake)
     monkeypatch.setattr(edge.engine.output, "draw_overlay", spy_draw)
     out = tmp_path / "out"
     config = load_config(None, [f"source={url}", f"model.path={demo_xml}", f"inference.cache_dir={compiled_cache}",

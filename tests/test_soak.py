@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 import edge.engine.build
+import edge.sources
 from edge import pipeline
 from edge.config import load_config
 from edge.sources import open_source
@@ -82,7 +83,7 @@ def soak(tmp_path, monkeypatch, model, frames: int, overrides=(), warm_up: float
         sampled.append(_Sampled(open_source(spec, **options), every=max(1, frames // 40)))
         return sampled[-1]
 
-    monkeypatch.setattr(edge.engine.build, "open_camera", open_sampled)
+    monkeypatch.setattr(edge.sources, "open_source", open_sampled)
     out = tmp_path / "out"
     config = load_config(None, [f"source={video}", f"model.path={model}", "sampling.mode=rolling",
                                 "sampling.stride=8", f"output.events={out / 'events.jsonl'}",

@@ -85,10 +85,11 @@ def open_camera(camera, *, want_image: bool = True, give_up: bool = True, **opti
     reconnect = camera.reconnect
     options.setdefault("open_timeout_s", reconnect.open_timeout_s)
     options.setdefault("read_timeout_s", reconnect.read_timeout_s)
-    return _open(camera.source if camera.source is not None else str(sample_clip_path()), camera.kind, camera.live,
-                 reconnect=ReconnectPolicy(reconnect.attempts, reconnect.delay_s, reconnect.max_delay_s, give_up),
-                 decode=DecodeOptions(camera.decode.hwaccel, camera.decode.threads), want_image=want_image,
-                 **options)
+    # open_source resolves the kind by the same rule as the config (source_kind): one rule, asked twice
+    return open_source(camera.source if camera.source is not None else str(sample_clip_path()), live=camera.live,
+                       reconnect=ReconnectPolicy(reconnect.attempts, reconnect.delay_s, reconnect.max_delay_s, give_up),
+                       decode=DecodeOptions(camera.decode.hwaccel, camera.decode.threads), want_image=want_image,
+                       **options)
 
 
 def _open(spec, kind: str, live: bool, *, reconnect: ReconnectPolicy, decode: DecodeOptions, want_image: bool,
