@@ -154,6 +154,32 @@ def main() -> None:
     GOLDEN.parent.mkdir(parents=True, exist_ok=True)
     GOLDEN.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     print(f"wrote {len(lines)} lines to {GOLDEN}")
+    with tempfile.TemporaryDirectory() as temp:
+        GOLDEN_REPLAY.write_text(replay_golden(temp), encoding="utf-8")
+    print(f"wrote {GOLDEN_REPLAY}")
+
+
+
+GOLDEN_REPLAY = HERE / "data" / "golden_replay.jsonl"
+
+
+def replay_golden(folder) -> str:
+    """``edge-har replay`` of the golden events with the golden config: what it prints (stdout)."""
+    import io
+    from contextlib import redirect_stdout
+
+    from edge.cli import main
+
+    folder = Path(folder)
+    config = folder / "golden.yaml"
+    config.write_text(yaml.safe_dump(config_mapping("golden.mp4", folder / "absent.xml", Path("."), folder),
+                                     sort_keys=False), encoding="utf-8")
+    out = io.StringIO()
+    with redirect_stdout(out), contextlib.chdir(folder):
+        code = main(["replay", str(GOLDEN), "-c", "golden.yaml"])
+    if code != 0:
+        raise RuntimeError(f"edge-har replay exited {code}")
+    return out.getvalue()
 
 
 if __name__ == "__main__":

@@ -30,3 +30,11 @@ def test_normalise_keeps_everything_but_what_varies():
             '"infer": null}, "run_id": "abc", "label": "x"}')
     assert normalise(line) == ('{"source": "a.mp4", "wall_time": "<wall_time>", "latency_ms": {"preprocess": "<ms>", '
                                '"infer": null}, "run_id": "<run_id>", "label": "x"}')
+
+
+def test_replay_prints_what_it_printed_before(tmp_path):
+    """``edge-har replay`` of the golden events prints exactly what main printed (nothing varies: the
+    recorded lines give every time and the run id). Oracle: tests/data/golden_replay.jsonl."""
+    from support_golden import GOLDEN_REPLAY, replay_golden
+
+    assert replay_golden(tmp_path) == GOLDEN_REPLAY.read_text(encoding="utf-8")
