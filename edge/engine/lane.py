@@ -24,16 +24,16 @@ from collections import deque
 from dataclasses import dataclass, replace
 
 
+from edge.activities import current_activity
 from edge.engine.scheduler import FAILED, SKIPPED, Outcome, Ticket
 from edge.engine.summary import CameraSummary
+from edge.events import CheckEvent, GapEvent, PredictionEvent, StatusEvent
 from edge.metrics import Metrics
 from edge.overlay import draw_overlay, overlay_state
 from edge.postprocess import ClipOrder, Postprocessor, now_iso
 from edge.preprocess import IMPLEMENTATION, ClipRing
 from edge.records import Frame, Prediction, StageLatency
 from edge.sampling import ClipSampler, PlannedClip
-from edge.sinks import Event
-from edge.sinks.jsonl import event_record, gap_record, gated_record
 from edge.sinks.video import resize_for_video
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class Lane:
         self.postprocessor = Postprocessor(list(info.labels), top_k=post.top_k, smoothing=str(post.smoothing),
                                            threshold=post.threshold)
         self.min_motion = float(camera.gating.min_motion)
-        self.monitor = _make_monitor(camera, info.labels, "wall" if self.live else "media", checks, run_id)
+        self.monitor = _make_monitor(camera, info.labels, "wall" if self.live else "media", checks)
         self.inbox: queue.Queue = queue.Queue()
         self._deferred: deque = deque()
         self._frame_slots = threading.Semaphore(4)  # a file's frames between the reader and the lane
@@ -157,7 +157,7 @@ class Lane:
         self._stopping = threading.Event()
         self._waiting_frames: deque[Frame] = deque()
         self.latest: Prediction | None = None
-        self.latest_record: dict | None = None
+        self.latest_event: PredictionEvent | None = None
         self._latest_gated = False
         self._alert: tuple[str, float] | None = None
         self.gated_clips = 0
@@ -193,8 +193,7 @@ class Lane:
             if current == self._published_state:
                 return
             self._published_state = current
-        self.emit(Event("status", self.name, {"event": "status", "camera": self.name, "state": current[0],
-                                              "reason": current[1], "wall_time": now_iso(), "run_id": self.run_id}))
+        self.emit(StatusEvent(camera=self.name, state=current[0], reason=current[1], wall_time=now_iso()))
 
     @property
     def done(self) -> bool:
@@ -408,9 +407,9 @@ class Lane:
         self.publish_state()  # the source is online again: say so now, not at the next housekeeping tick
 
     def _report_gap(self, gap) -> None:
-        record = self._emit("gap", gap_record(gap, source_name=self.source_name))
+        event = self.emit(GapEvent.of(gap, camera=self.name, source=self.source_name))
         if self.monitor is not None:
-            self._report(self.monitor.on_gap(record))
+            self._report(self.monitor.on_gap(event))
 
     # -- outcomes ------------------------------------------------------------------------------
 
@@ -436,8 +435,8 @@ class Lane:
             probabilities = None
             done_ns = time.perf_counter_ns()
             latency = StageLatency(entry.preprocess_ms, None, None, (done_ns - entry.newest_frame_ns) / 1e6)
-            record = gated_record(clip, latency, source_name=self.source_name, model_name=self.model_name,
-                                  untrained=self.info.untrained)
+            event = PredictionEvent.gated_clip(clip, latency, camera=self.name, source=self.source_name,
+                                               model=self.model_name, untrained=self.info.untrained)
         else:
             prediction = self.postprocessor(clip, outcome.logits)
             done_ns = time.perf_counter_ns()
@@ -453,29 +452,23 @@ class Lane:
             if self.predictions is not None:
                 self.predictions.append(prediction)
             probabilities = prediction.probabilities
-            record = event_record(prediction, source_name=self.source_name, model_name=self.model_name,
-                                  untrained=self.info.untrained,
-                                  include_scores=self.camera.output.include_scores)
+            event = PredictionEvent.of(prediction, camera=self.name, source=self.source_name,
+                                       model=self.model_name, untrained=self.info.untrained,
+                                       include_scores=self.camera.output.include_scores)
         self.metrics.count_clip()
-        self.latest_record = self._emit("prediction", record)
+        self.latest_event = self.emit(event)
         if self.monitor is not None:  # activities, then the checks they settle, in the order replay uses
-            self._report(self.monitor.on_prediction(record, probabilities))
+            self._report(self.monitor.on_prediction(event, probabilities))
 
-    def _report(self, records) -> None:
-        """Activity and check records from the monitor, in order."""
-        for record in records:
-            self._emit(record["event"], record)
+    def _report(self, events) -> None:
+        """Activity and check events (and current-activity changes) from the monitor, in order."""
+        for event in events:
+            self.emit(event)
 
-    def _emit(self, kind: str, record: dict) -> dict:
-        record.setdefault("camera", self.name)
-        record["run_id"] = self.run_id
-        self.emit(Event(kind, record["camera"], record))
-        return record
-
-    def note_check(self, record: dict) -> None:
+    def note_check(self, event: CheckEvent) -> None:
         """The service routes this camera's checks here: a failure shows on the overlay for a while."""
-        if record.get("passed") is False:
-            self._alert = (f"FAILED {record.get('rule')}: {record.get('reason', '')}", time.monotonic())
+        if event.passed is False:
+            self._alert = (f"FAILED {event.rule}: {event.reason}", time.monotonic())
 
     # -- frames out ----------------------------------------------------------------------------
 
@@ -515,15 +508,15 @@ class Lane:
             self.metrics.record("overlay_write", (time.perf_counter_ns() - t0) / 1e6)
 
     def _labelled_up_to(self) -> int:
-        record = self.latest_record
-        return -1 if record is None else int(record["end_frame"])
+        event = self.latest_event
+        return -1 if event is None else int(event.end_frame)
 
     def _overlay_state(self):
         stats = self.metrics.overlay_numbers() if self.camera.output.overlay_stats else None
         activity = None
-        segment = self.monitor.tracker.current_segment if self.monitor is not None else None
-        if segment is not None and self.monitor.last_time is not None:
-            activity = (segment["activity"], max(0.0, self.monitor.last_time - segment["start_time_s"]))
+        current = current_activity(self.monitor.tracker if self.monitor is not None else None)
+        if current is not None and self.monitor.last_time is not None:
+            activity = (current.activity, max(0.0, self.monitor.last_time - current.start_time_s))
         alert = None
         if self._alert is not None and time.monotonic() - self._alert[1] < ALERT_SECONDS:
             alert = self._alert[0]
@@ -550,7 +543,7 @@ class Lane:
 
     def status(self) -> dict:
         """This camera for /api/status and the terminal (cheap; any thread)."""
-        segment = self.monitor.tracker.current_segment if self.monitor is not None else None
+        current = current_activity(self.monitor.tracker if self.monitor is not None else None)
         return {
             "state": self.state,
             "reason": self.state_reason,
@@ -564,12 +557,12 @@ class Lane:
             "gated_clips": self.gated_clips,
             "dropped_frames": self._dropped(),
             "reconnects": self._reconnect_count(),
-            "prediction": self.latest_record,
-            "activity": None if segment is None else {
-                "activity": segment["activity"], "id": segment["id"], "since_s": segment["start_time_s"],
+            "prediction": None if self.latest_event is None else self.latest_event.to_json_dict(),
+            "activity": None if current is None else {
+                "activity": current.activity, "id": current.id, "since_s": current.start_time_s,
                 "time_base": self.monitor.time_base,
                 "duration_s": max(0.0, (time.time() if self.live else (self.monitor.last_time or 0.0))
-                                  - segment["start_time_s"])},
+                                  - current.start_time_s)},
         }
 
     def _dropped(self) -> int:
@@ -612,7 +605,7 @@ def needs_pictures(camera) -> bool:
     return bool(camera.output.video or camera.output.display)
 
 
-def _make_monitor(camera, labels, time_base: str, checks, run_id: str):
+def _make_monitor(camera, labels, time_base: str, checks):
     """The camera's activities and checks (one ``CameraMonitor``), or None when it has no activities."""
     activities = getattr(camera, "activities", None)
     if not activities:
@@ -620,4 +613,4 @@ def _make_monitor(camera, labels, time_base: str, checks, run_id: str):
     from edge.activities import ActivityTracker
     from edge.checks import CameraMonitor
 
-    return CameraMonitor(ActivityTracker(camera.name, activities, labels, time_base, run_id=run_id), checks)
+    return CameraMonitor(ActivityTracker(camera.name, activities, labels, time_base), checks)

@@ -8,7 +8,8 @@ thread (watchdog, deadlines of live checks, the terminal) until the files end
 (``run``) or a signal arrives (``serve``) → stop the lanes, which finish their
 in-flight clips → close every sink → write each camera's summary.
 
-Events from every lane go through ``emit``: to that camera's own sinks
+Events from every lane (``edge.events``) go through ``emit``, which stamps them
+with the run's id (the one place it is set): to that camera's own sinks
 (events.jsonl, subtitles), to the side systems subscribed with ``subscribe``
 (MQTT, Prometheus, the web page), and into a short history for ``/api/events``.
 """
@@ -31,8 +32,8 @@ from edge.engine.signals import StopFlag
 from edge.engine.summary import ModelSummary
 from edge.engine.terminal import Terminal
 from edge.records import Prediction
-from edge.sinks import (Event, EventWriter, Sink, SubtitleSink, VideoSink, WindowSink, check_writable,
-                        write_summary)
+from edge.events import Event
+from edge.sinks import EventWriter, Sink, SubtitleSink, VideoSink, WindowSink, check_writable, write_summary
 from edge.sources import DecodeOptions, ReconnectPolicy, SourceError, open_source
 from edge.systemd import Watchdog, notify
 
@@ -82,7 +83,7 @@ class Service:
         self.hubs: dict[str, FrameHub] = {}
         self._sinks: list[Sink] = []
         self._camera_sinks: dict[str, list[Sink]] = {}
-        self._recent: deque[dict] = deque(maxlen=RECENT_EVENTS)
+        self._recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self._lock = threading.Lock()
         self.classifier = None
         self.scheduler: Scheduler | None = None
@@ -105,20 +106,23 @@ class Service:
         with self._lock:
             self._sinks.append(sink)
 
-    def emit(self, event: Event) -> None:
-        """Route one lane's event: that camera's sinks, the side systems, the recent history."""
+    def emit(self, event: Event) -> Event:
+        """Route one lane's event, stamped with the run's id: that camera's sinks, the side systems, the
+        recent history. Returns the stamped event."""
+        event = event.stamped(self.run_id)
         if event.kind == "check":
             lane = self.lanes.get(event.camera)
             if lane is not None:
-                lane.note_check(event.record)
-        if event.kind not in ("status", "prediction"):
+                lane.note_check(event)
+        if event.kind in ("activity", "check", "gap"):
             with self._lock:
-                self._recent.append(event.record)
+                self._recent.append(event)
         for sink in (*self._camera_sinks.get(event.camera, ()), *self._sinks):
             try:
                 sink.handle(event)
             except Exception as error:  # one broken side system must not stop a camera
                 log.error("%s: %s failed on a %s event: %s", event.camera, type(sink).__name__, event.kind, error)
+        return event
 
     def status(self) -> dict:
         """The service for /api/status, the page and the metrics (any thread)."""
@@ -133,9 +137,10 @@ class Service:
         return {"run_id": self.run_id, "mode": self.mode, "ready": ready, "model": model, "cameras": cameras}
 
     def recent_events(self, limit: int) -> list[dict]:
-        """The latest activity, check and gap events, newest last."""
+        """The latest activity, check and gap events (their events.jsonl objects), newest last."""
         with self._lock:
-            return list(self._recent)[-max(0, int(limit)):] if limit > 0 else []
+            recent = list(self._recent)[-max(0, int(limit)):] if limit > 0 else []
+        return [event.to_json_dict() for event in recent]
 
     def frames(self, camera: str) -> FrameHub | None:
         return self.hubs.get(camera)
@@ -234,7 +239,7 @@ class Service:
 
             time_bases = {name: ("wall" if camera.live else "media") for name, camera in config.cameras.items()}
             try:
-                self.checks = CheckEngine(config.rules, time_bases, run_id=self.run_id)
+                self.checks = CheckEngine(config.rules, time_bases)
             except ValueError as error:
                 raise ConfigError(f"rules: {error}") from None
 
@@ -274,9 +279,7 @@ class Service:
             if source is not None:
                 output = camera.output
                 if output.events:
-                    own_sinks.append(EventWriter(output.events, source_name=source.name, model_name=self.model_name,
-                                                 untrained=self.classifier.info.untrained,
-                                                 include_scores=output.include_scores, overwrite=output.overwrite))
+                    own_sinks.append(EventWriter(output.events, overwrite=output.overwrite))
                 subtitles = getattr(output, "subtitles", None)
                 if subtitles:
                     own_sinks.append(SubtitleSink(subtitles, camera=name))
