@@ -17,6 +17,7 @@ import contextlib
 import json
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import cv2
@@ -43,6 +44,7 @@ SCRIPT = [
 ]
 GAP_AFTER_FRAME = (5 + 4 + 2 + 3 + 2) * CLIP - 1   # after the last green frame of the first smoking
 GAP_SECONDS, GAP_REASON = 1.5, "read timeout (golden test)"
+GAP_WAIT_S = 120.0   # an upper bound only: the line comes as soon as the clip is inferred
 RULES = [
     {"name": "wash-2s", "kind": "min_duration", "activity": "handwash", "seconds": 2},
     {"name": "wash-before-prep", "kind": "sequence", "steps": ["handwash", "food_prep"], "within_s": 600},
@@ -88,11 +90,27 @@ def config_mapping(video, model_xml, out: Path, cache) -> dict:
 
 @contextlib.contextmanager
 def gap_in_files():
-    """File sources yield one ``Gap`` after frame ``GAP_AFTER_FRAME`` (as a live stream that dropped)."""
+    """File sources yield one ``Gap`` after frame ``GAP_AFTER_FRAME`` (as a live stream that dropped).
+
+    A lane reports a gap when it arrives, before clips still being inferred, so the reader holds the gap
+    back until the prediction of the clip ending at that frame is written: the lines' order is then the
+    same in every run. (It recognises that line on both sides of the typed-events change, so the golden
+    file could be written by main.)
+    """
+    from edge.sinks.jsonl import EventWriter
     from edge.sources import FileSource
     from edge.sources.base import Gap
 
-    original = FileSource.__iter__
+    original, original_handle = FileSource.__iter__, EventWriter.handle
+    written = threading.Event()
+
+    def handle(self, event):
+        original_handle(self, event)
+        end_frame = getattr(event, "end_frame", None)
+        if end_frame is None and isinstance(getattr(event, "record", None), dict):
+            end_frame = event.record.get("end_frame")
+        if end_frame == GAP_AFTER_FRAME:
+            written.set()
 
     def iterate(self):
         items = original(self)   # the source is its own iterator: take items with next(), not a for loop
@@ -105,15 +123,17 @@ def gap_in_files():
                     return
                 yield item
                 if getattr(item, "index", None) == GAP_AFTER_FRAME:
+                    if not written.wait(GAP_WAIT_S):
+                        raise RuntimeError(f"no prediction line for the clip ending at frame {GAP_AFTER_FRAME}")
                     yield Gap(GAP_AFTER_FRAME, GAP_SECONDS, GAP_REASON)
 
         return with_gap()
 
-    FileSource.__iter__ = iterate
+    FileSource.__iter__, EventWriter.handle = iterate, handle
     try:
         yield
     finally:
-        FileSource.__iter__ = original
+        FileSource.__iter__, EventWriter.handle = original, original_handle
 
 
 def run_golden(folder, model_xml, cache) -> list[str]:
