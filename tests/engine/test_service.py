@@ -209,7 +209,7 @@ def test_serve_keeps_running_after_its_files_end_until_stopped(demo_xml, compile
     worker = threading.Thread(target=lambda: outcome.setdefault("result", service.run()))
     worker.start()
     try:
-        assert watcher.wait_for(lambda events: any(e.kind == "status" and e.record["state"] == "finished"
+        assert watcher.wait_for(lambda events: any(e.kind == "status" and e.state == "finished"
                                                    for e in events))
         assert worker.is_alive()  # the file ended; serve is still up
         assert service.status()["cameras"]["only"]["state"] == "finished"
@@ -218,7 +218,7 @@ def test_serve_keeps_running_after_its_files_end_until_stopped(demo_xml, compile
         worker.join(60)
     assert outcome["result"].exit_code == 0
     assert outcome["result"].summary["state"] == "finished"
-    assert [e.record["clip_index"] for e in watcher.events if e.kind == "prediction"] == [0, 1]
+    assert [e.clip_index for e in watcher.events if e.kind == "prediction"] == [0, 1]
     assert len(read_lines(tmp_path / "only.jsonl")) == 2
 
 
@@ -252,15 +252,15 @@ def test_an_rtsp_camera_beside_a_file_reconnects_when_its_server_restarts(demo_x
         server.stop()
         server.start()
         assert watcher.wait_for(lambda events: entrance("gap") and
-                                any(e.record["clip_index"] > 0 for e in entrance("prediction")
+                                any(e.clip_index > 0 for e in entrance("prediction")
                                     if watcher.events.index(e) > watcher.events.index(entrance("gap")[0])))
         assert watcher.wait_for(lambda events: any(e.camera == "door" and e.kind == "status"
-                                                   and e.record["state"] == "finished" for e in events))
+                                                   and e.state == "finished" for e in events))
     finally:
         stop.request()
         worker.join(60)
-    states = [e.record["state"] for e in watcher.events if e.camera == "entrance" and e.kind == "status"]
+    states = [e.state for e in watcher.events if e.camera == "entrance" and e.kind == "status"]
     changes = [state for number, state in enumerate(states) if number == 0 or state != states[number - 1]]
     assert "reconnecting" in changes and changes[changes.index("reconnecting") + 1] == "online", states
-    door = [e.record["clip_index"] for e in watcher.events if e.camera == "door" and e.kind == "prediction"]
+    door = [e.clip_index for e in watcher.events if e.camera == "door" and e.kind == "prediction"]
     assert door == list(range(13))  # 200 frames in batch mode: every clip, in order
