@@ -148,11 +148,14 @@ class CurrentActivityWatch:
         self.open_while: list[tuple[str, list[str]]] = []
 
     def handle(self, event):
-        if event.kind != "prediction" or event.camera != self.camera:
-            return
         from edge.sinks.mqtt import MqttSink
 
         [mqtt] = [sink for sink in self.service.sinks if isinstance(sink, MqttSink)]
+        if event.kind == "status" and event.state == "starting":
+            # state messages are QoS 0: hold the camera until the sink is connected, so none is lost
+            assert wait_until(lambda: mqtt.connected, 60), "the MQTT sink did not connect"
+        if event.kind != "prediction" or event.camera != self.camera:
+            return
         lane = self.service.lanes[self.camera]
         status = self.service.status()["cameras"][self.camera]["activity"]
         overlay = [line.rsplit(" ", 2)[0] for line in lane._overlay_state().lines[1:]
