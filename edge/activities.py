@@ -23,12 +23,18 @@ Time rules (the same in the live run and in ``edge-har replay``):
 - Times that go backwards (a wall clock stepped back) are clamped to the newest
   time seen, so segments never run backwards.
 
-Records are the ``events.jsonl`` objects of CONTRACTS.md: ``{"event":
-"activity", "type": "start"|"update"|"end", "id", "camera", "activity",
-"start_time_s", "end_time_s" (null until end), "duration_s", "peak_score",
-"time_base", "reason" (end only), "wall_time"[, "run_id"]}``. Ids are
-``f"{camera}-{activity}-{n}"`` with ``n`` counting from 1 per camera and
-activity, so a replay of the same predictions gives the same ids.
+The tracker returns ``edge.events.ActivityEvent`` (the ``events.jsonl``
+objects of CONTRACTS.md: ``{"event": "activity", "type":
+"start"|"update"|"end", "id", "camera", "activity", "start_time_s",
+"end_time_s" (null until end), "duration_s", "peak_score", "time_base",
+"reason" (end only), "wall_time"[, "run_id"]}``; the run id is stamped by
+whoever runs the cameras). Ids are ``f"{camera}-{activity}-{n}"`` with ``n``
+counting from 1 per camera and activity, so a replay of the same predictions
+gives the same ids.
+
+A camera's *current activity* (``current_activity``) is its open segment with
+the highest latest score: MQTT's retained activity, ``/api/status`` and the
+overlay all read it.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+
+from edge.events import ActivityEvent
 
 TIME_BASES = ("media", "wall")
 END_REASONS = ("ended", "stream gap", "end of stream")
@@ -57,14 +65,18 @@ def wall_seconds(iso_time: str) -> float:
     return datetime.fromisoformat(iso_time).timestamp()
 
 
-def observation_time(prediction: Mapping, time_base: str) -> float:
-    """The time of a prediction record (an events.jsonl prediction object) on ``time_base``.
+def observation_time(prediction, time_base: str) -> float:
+    """The time of a prediction (a ``PredictionEvent``, or an events.jsonl prediction object) on ``time_base``.
 
     ``"media"``: its ``end_time_s`` (the newest frame); ``"wall"``: its ``wall_time`` in Unix seconds.
     """
+    if isinstance(prediction, Mapping):
+        end_time_s, wall_time = prediction["end_time_s"], prediction["wall_time"]
+    else:
+        end_time_s, wall_time = prediction.end_time_s, prediction.wall_time
     if time_base == "media":
-        return float(prediction["end_time_s"])
-    return wall_seconds(prediction["wall_time"])
+        return float(end_time_s)
+    return wall_seconds(wall_time)
 
 
 def _round(value: float) -> float:
@@ -83,6 +95,35 @@ class ActivitySpec:
     update_s: float
 
 
+@dataclass(frozen=True)
+class OpenSegment:
+    """An open segment as ``current_activity`` reports it: its activity, id, start and latest clip score."""
+
+    activity: str
+    id: str
+    start_time_s: float
+    score: float
+
+
+def current_activity(tracker: ActivityTracker | None) -> OpenSegment | None:
+    """A camera's current activity: its open segment with the highest *latest* score, or None.
+
+    Latest, not peak: a segment stays open for ``gap_s`` after its activity stopped, so its peak would
+    keep naming the activity that just ended while the one going on now scores higher.
+    """
+    if tracker is None:
+        return None
+    best = None
+    for name in tracker.specs:  # activity order breaks ties
+        segment = tracker._open.get(name)
+        if segment is not None and (best is None or segment.last_score > best[1].last_score):
+            best = (name, segment)
+    if best is None:
+        return None
+    name, segment = best
+    return OpenSegment(name, segment.id, _round(segment.start), _round(segment.last_score))
+
+
 @dataclass
 class _Segment:
     id: str
@@ -99,16 +140,15 @@ class ActivityTracker:
     ``specs``: activity name -> config object (or mapping) with ``labels``,
     ``min_score``, ``gap_s`` (default 2 s), ``update_s`` (default 5 s).
     ``labels``: the model's class names in output order. ``time_base``:
-    ``"media"`` or ``"wall"`` (see the module docstring). ``run_id``, when given,
-    is added to every record. Raises ``ValueError`` for an unknown time base, a
-    label the model does not have, or a non-positive ``gap_s``/``update_s``.
+    ``"media"`` or ``"wall"`` (see the module docstring). Raises ``ValueError``
+    for an unknown time base, a label the model does not have, or a
+    non-positive ``gap_s``/``update_s``.
     """
 
-    def __init__(self, camera: str, specs: Mapping[str, object], labels: Sequence[str], time_base: str,
-                 *, run_id: str | None = None) -> None:
+    def __init__(self, camera: str, specs: Mapping[str, object], labels: Sequence[str], time_base: str) -> None:
         if time_base not in TIME_BASES:
             raise ValueError(f"time_base must be 'media' or 'wall', got {time_base!r}")
-        self.camera, self.time_base, self.run_id = camera, time_base, run_id
+        self.camera, self.time_base = camera, time_base
         self.labels = tuple(labels)
         index = {label: number for number, label in enumerate(self.labels)}
         self.specs: dict[str, ActivitySpec] = {}
@@ -141,16 +181,17 @@ class ActivityTracker:
 
     # -- observations ---------------------------------------------------------------------------
 
-    def observe(self, time_s: float, probabilities, wall_time: str) -> list[dict]:
+    def observe(self, time_s: float, probabilities, wall_time: str) -> list[ActivityEvent]:
         """Feed one clip: its time (see the module docstring), probabilities float (C,) or None (gated).
 
-        Returns the activity records this clip caused, in activity order (an
+        Returns the activity events this clip caused, in activity order (an
         end, a start or an update per activity at most).
         """
         return self.observe_scores(time_s, None if probabilities is None else self.activity_scores(probabilities),
                                    wall_time)
 
-    def observe_scores(self, time_s: float, scores: Mapping[str, float] | None, wall_time: str) -> list[dict]:
+    def observe_scores(self, time_s: float, scores: Mapping[str, float] | None, wall_time: str
+                       ) -> list[ActivityEvent]:
         """``observe`` with the activity scores already computed (activity -> score; missing or None = 0)."""
         time_s = self._clock(time_s)
         records = []
@@ -178,36 +219,16 @@ class ActivityTracker:
                     records.append(self._record("update", name, segment, wall_time))
         return records
 
-    def interrupt(self, time_s: float, reason: str, wall_time: str) -> list[dict]:
+    def interrupt(self, time_s: float, reason: str, wall_time: str) -> list[ActivityEvent]:
         """End every open segment now: ``reason`` is ``"stream gap"`` or ``"end of stream"``.
 
         Each segment ends at its last active clip (``time_s`` only advances the
-        clock). Returns the end records in activity order.
+        clock). Returns the end events in activity order.
         """
         if reason not in END_REASONS:
             raise ValueError(f"end reason must be one of {END_REASONS}, got {reason!r}")
         self._clock(time_s)
         return [self._close(name, reason, wall_time) for name in self.specs if name in self._open]
-
-    @property
-    def current(self) -> tuple[str, float] | None:
-        """``(activity, start_time_s)`` of the open segment with the highest latest score, or None."""
-        segment = self.current_segment
-        return None if segment is None else (segment["activity"], segment["start_time_s"])
-
-    @property
-    def current_segment(self) -> dict | None:
-        """``{"activity", "id", "start_time_s", "score"}`` of the strongest open segment, or None."""
-        best = None
-        for name in self.specs:  # activity order breaks ties
-            segment = self._open.get(name)
-            if segment is not None and (best is None or segment.last_score > best[1].last_score):
-                best = (name, segment)
-        if best is None:
-            return None
-        name, segment = best
-        return {"activity": name, "id": segment.id, "start_time_s": _round(segment.start),
-                "score": _round(segment.last_score)}
 
     @property
     def open_ids(self) -> list[str]:
@@ -223,27 +244,15 @@ class ActivityTracker:
         self._time = time_s
         return time_s
 
-    def _close(self, name: str, reason: str, wall_time: str) -> dict:
+    def _close(self, name: str, reason: str, wall_time: str) -> ActivityEvent:
         segment = self._open.pop(name)
         return self._record("end", name, segment, wall_time, reason=reason)
 
-    def _record(self, kind: str, name: str, segment: _Segment, wall_time: str, reason: str | None = None) -> dict:
+    def _record(self, kind: str, name: str, segment: _Segment, wall_time: str,
+                reason: str | None = None) -> ActivityEvent:
         start, last = _round(segment.start), _round(segment.last_active)
-        record = {
-            "event": "activity",
-            "type": kind,
-            "id": segment.id,
-            "camera": self.camera,
-            "activity": name,
-            "start_time_s": start,
-            "end_time_s": last if kind == "end" else None,
-            "duration_s": 0.0 if kind == "start" else _round(last - start),
-            "peak_score": _round(segment.peak),
-            "time_base": self.time_base,
-        }
-        if kind == "end":
-            record["reason"] = reason
-        record["wall_time"] = wall_time
-        if self.run_id is not None:
-            record["run_id"] = self.run_id
-        return record
+        return ActivityEvent(camera=self.camera, wall_time=wall_time, type=kind, id=segment.id, activity=name,
+                             start_time_s=start, end_time_s=last if kind == "end" else None,
+                             duration_s=0.0 if kind == "start" else _round(last - start),
+                             peak_score=_round(segment.peak), time_base=self.time_base,
+                             reason=reason if kind == "end" else None)

@@ -33,9 +33,9 @@ judged on the clock of the ``then`` step's camera (or of ``first``'s camera
 when ``then`` is not tied to one): only that camera can tell that ``then``
 did not happen, however far behind it runs.
 
-Check records (CONTRACTS.md): ``{"event": "check", "rule", "kind", "camera",
-"passed": true|false|null, "reason", "time_s", "time_base", "activity_ids",
-"wall_time"[, "run_id"]}``. ``camera`` is the camera of the segment judged
+Judgements are ``edge.events.CheckEvent`` (CONTRACTS.md: ``{"event": "check",
+"rule", "kind", "camera", "passed": true|false|null, "reason", "time_s",
+"time_base", "activity_ids", "wall_time"[, "run_id"]}``). ``camera`` is the camera of the segment judged
 (``first``'s for ``followed_by``, the later step's for ``sequence``);
 ``time_s`` the moment the judgement is about (a segment's end for
 ``min_duration``, a start for ``forbidden`` and ``sequence``, the ``then``
@@ -52,7 +52,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from edge.activities import TIME_BASES, ActivityTracker, observation_time, setting
+from edge.activities import TIME_BASES, ActivityTracker, current_activity, observation_time, setting
+from edge.events import ActivityEvent, CheckEvent, CurrentActivity, GapEvent, PredictionEvent
 
 _MEMORY = 256  # segments remembered per rule, scope and step (bounded: a service runs for months)
 
@@ -103,7 +104,7 @@ class _Seen:
 class _Pending:
     rule: _Rule
     scope: str
-    first: dict
+    first: ActivityEvent
     end: float
     deadline: float
     judge_camera: str
@@ -142,37 +143,35 @@ class CheckEngine:
     the config validated them (a rule never ties cameras of different time bases).
     ``cameras``: camera name -> time base (``"media"`` or ``"wall"``), each
     camera's resolved ``CameraConfig.time_base`` (``time_bases(config)``).
-    ``run_id``, when given, is added to every record.
     """
 
-    def __init__(self, rules: Sequence[object], cameras: Mapping[str, str], *, run_id: str | None = None) -> None:
+    def __init__(self, rules: Sequence[object], cameras: Mapping[str, str]) -> None:
         self.cameras = dict(cameras)
         for camera, base in self.cameras.items():
             if base not in TIME_BASES:
                 raise ValueError(f"camera {camera!r}: time base must be 'media' or 'wall', got {base!r}")
-        self.run_id = run_id
         self.rules = [_build_rule(rule, list(self.cameras)) for rule in rules]
         self._lock = threading.Lock()
         self._clock: dict[str, float] = {}
         self._finished: dict[str, float] = {}
         self._seen: dict[tuple[int, str, int], deque[_Seen]] = {}
-        self._then_starts: dict[tuple[int, str], deque[dict]] = {}
+        self._then_starts: dict[tuple[int, str], deque[ActivityEvent]] = {}
         self._pending: list[_Pending] = []
         self._order = 0
 
     # -- public API -----------------------------------------------------------------------------
 
-    def on_activity(self, record: Mapping) -> list[dict]:
-        """Judge what one activity record (start/update/end) decides; returns check records, rules in order."""
+    def on_activity(self, record: ActivityEvent) -> list[CheckEvent]:
+        """Judge what one activity event (start/update/end) decides; returns check events, rules in order."""
         with self._lock:
-            checks: list[dict] = []
-            camera, activity, kind = record["camera"], record["activity"], record["type"]
+            checks: list[CheckEvent] = []
+            camera, activity, kind = record.camera, record.activity, record.type
             for number, rule in enumerate(self.rules):
                 for position in rule.positions(activity, camera):
                     checks.extend(self._on_step(number, rule, position, record, kind))
             return checks
 
-    def advance(self, camera: str, time_s: float, wall_time: str) -> list[dict]:
+    def advance(self, camera: str, time_s: float, wall_time: str) -> list[CheckEvent]:
         """Every activity of ``camera`` up to ``time_s`` is known: fail the ``followed_by`` deadlines passed.
 
         Call it after the activity records of each prediction (files: the
@@ -183,7 +182,7 @@ class CheckEngine:
         with self._lock:
             return self._advance(camera, float(time_s), wall_time)
 
-    def finish(self, camera: str, time_s: float | None, wall_time: str) -> list[dict]:
+    def finish(self, camera: str, time_s: float | None, wall_time: str) -> list[CheckEvent]:
         """``camera`` ended at ``time_s`` (end of a file): deadlines up to ``time_s`` fail, later ones are undecided.
 
         ``time_s`` None: the camera never observed a clip (its deadlines are
@@ -214,45 +213,47 @@ class CheckEngine:
 
     # -- rules ----------------------------------------------------------------------------------
 
-    def _on_step(self, number: int, rule: _Rule, position: int, record: Mapping, kind: str) -> list[dict]:
-        camera = record["camera"]
+    def _on_step(self, number: int, rule: _Rule, position: int, record: ActivityEvent, kind: str
+                 ) -> list[CheckEvent]:
+        camera = record.camera
         if rule.kind == "min_duration":
             return [self._min_duration(rule, record)] if kind == "end" else []
         if rule.kind == "forbidden":
             if kind != "start":
                 return []
-            return [self._check(rule, camera, False, record["start_time_s"], [record["id"]], record["wall_time"],
-                                f"{record['activity']} started at {self._when(camera, record['start_time_s'])} "
+            return [self._check(rule, camera, False, record.start_time_s, [record.id], record.wall_time,
+                                f"{record.activity} started at {self._when(camera, record.start_time_s)} "
                                 f"on camera {camera}, where it is forbidden")]
         if rule.kind == "sequence":
             return self._sequence(number, rule, position, record, kind)
         return self._followed_by(number, rule, position, record, kind)
 
-    def _min_duration(self, rule: _Rule, record: Mapping) -> dict:
-        camera, activity, duration = record["camera"], record["activity"], float(record["duration_s"])
+    def _min_duration(self, rule: _Rule, record: ActivityEvent) -> CheckEvent:
+        camera, activity, duration = record.camera, record.activity, float(record.duration_s)
         needs = _seconds(rule.seconds)
         if duration >= rule.seconds:
             passed, reason = True, f"{activity} lasted {_measured(duration)}, at least the {needs} needed"
-        elif record.get("reason", "ended") == "ended":
+        elif (record.reason or "ended") == "ended":
             passed, reason = False, f"{activity} lasted {_short_of(duration, rule.seconds)}, needs {needs}"
         else:
-            cut = "a stream gap" if record["reason"] == "stream gap" else "the end of the stream"
+            cut = "a stream gap" if record.reason == "stream gap" else "the end of the stream"
             passed, reason = None, (f"{activity} lasted {_short_of(duration, rule.seconds)} before {cut} cut it short, needs "
                                     f"{needs}: cannot tell whether it went on")
-        return self._check(rule, camera, passed, record["end_time_s"], [record["id"]], record["wall_time"], reason)
+        return self._check(rule, camera, passed, record.end_time_s, [record.id], record.wall_time, reason)
 
-    def _sequence(self, number: int, rule: _Rule, position: int, record: Mapping, kind: str) -> list[dict]:
-        camera, scope = record["camera"], rule.scope(record["camera"])
+    def _sequence(self, number: int, rule: _Rule, position: int, record: ActivityEvent, kind: str
+                  ) -> list[CheckEvent]:
+        camera, scope = record.camera, rule.scope(record.camera)
         seen = self._seen.setdefault((number, scope, position), deque(maxlen=_MEMORY))
         if kind == "end":
             for item in seen:
-                if item.id == record["id"]:
-                    item.end = float(record["end_time_s"])
+                if item.id == record.id:
+                    item.end = float(record.end_time_s)
             return []
         if kind != "start":
             return []
-        start = float(record["start_time_s"])
-        seen.append(_Seen(record["id"], camera, start))
+        start = float(record.start_time_s)
+        seen.append(_Seen(record.id, camera, start))
         if position == 0:
             return []
         earliest = start - rule.within_s
@@ -267,53 +268,54 @@ class CheckEngine:
             chosen.insert(0, best)
             bound = best.start
         trigger = rule.steps[position]
-        ids = [item.id for item in chosen] + [record["id"]]
+        ids = [item.id for item in chosen] + [record.id]
         when = self._when(camera, start)
         if missing is None:
             order = ", then ".join(f"{rule.steps[i].activity} at {self._when(item.camera, item.start)}"
                                    for i, item in zip(range(position), chosen))
             reason = f"{order}, then {trigger.activity} at {when}: all within {_seconds(rule.within_s)}"
-            return [self._check(rule, camera, True, start, ids, record["wall_time"], reason)]
+            return [self._check(rule, camera, True, start, ids, record.wall_time, reason)]
         need = rule.steps[missing].activity
         after = f" before {rule.steps[missing + 1].activity}" if missing + 1 < position else ""
         reason = (f"{trigger.activity} started at {when} without {need}{after} "
                   f"in the {_seconds(rule.within_s)} before it")
-        return [self._check(rule, camera, False, start, ids, record["wall_time"], reason)]
+        return [self._check(rule, camera, False, start, ids, record.wall_time, reason)]
 
-    def _followed_by(self, number: int, rule: _Rule, position: int, record: Mapping, kind: str) -> list[dict]:
-        camera, scope = record["camera"], rule.scope(record["camera"])
+    def _followed_by(self, number: int, rule: _Rule, position: int, record: ActivityEvent, kind: str
+                     ) -> list[CheckEvent]:
+        camera, scope = record.camera, rule.scope(record.camera)
         checks = []
         if position == 1 and kind == "start":
-            start = float(record["start_time_s"])
+            start = float(record.start_time_s)
             starts = self._then_starts.setdefault((number, scope), deque(maxlen=_MEMORY))
-            starts.append(dict(record))
+            starts.append(record)
             for pending in [p for p in self._pending if p.rule is rule and p.scope == scope]:
                 if pending.end <= start <= pending.deadline:
                     self._pending.remove(pending)
                     checks.append(self._followed(pending, record))
         if position == 0 and kind == "end":
-            end = float(record["end_time_s"])
+            end = float(record.end_time_s)
             then_camera = rule.steps[1].camera or camera
-            pending = _Pending(rule, scope, dict(record), end, end + rule.within_s, then_camera, self._order)
+            pending = _Pending(rule, scope, record, end, end + rule.within_s, then_camera, self._order)
             self._order += 1
             for then in self._then_starts.get((number, scope), ()):
-                if end <= float(then["start_time_s"]) <= pending.deadline:
+                if end <= float(then.start_time_s) <= pending.deadline:
                     return [self._followed(pending, then)]
             if pending.judge_camera in self._finished:
                 final = self._finished[pending.judge_camera]
                 if final == float("-inf"):
-                    return [self._undecided(pending, None, record["wall_time"])]
+                    return [self._undecided(pending, None, record.wall_time)]
                 if pending.deadline <= final:
-                    return [self._missed(pending, record["wall_time"])]
-                return [self._undecided(pending, final, record["wall_time"])]
+                    return [self._missed(pending, record.wall_time)]
+                return [self._undecided(pending, final, record.wall_time)]
             if self._clock.get(pending.judge_camera, float("-inf")) >= pending.deadline:
-                return [self._missed(pending, record["wall_time"])]
+                return [self._missed(pending, record.wall_time)]
             self._pending.append(pending)
         return checks
 
     # -- deadlines ------------------------------------------------------------------------------
 
-    def _advance(self, camera: str, time_s: float, wall_time: str) -> list[dict]:
+    def _advance(self, camera: str, time_s: float, wall_time: str) -> list[CheckEvent]:
         self._clock[camera] = max(time_s, self._clock.get(camera, time_s))
         due = sorted((p for p in self._pending if p.judge_camera == camera and p.deadline <= self._clock[camera]),
                      key=lambda p: (p.deadline, p.order))
@@ -321,31 +323,31 @@ class CheckEngine:
             self._pending.remove(pending)
         return [self._missed(pending, wall_time) for pending in due]
 
-    def _followed(self, pending: _Pending, then: Mapping) -> dict:
+    def _followed(self, pending: _Pending, then: ActivityEvent) -> CheckEvent:
         first, rule = pending.first, pending.rule
-        after = float(then["start_time_s"]) - pending.end
-        reason = (f"{self._step_text(rule, 1, then['camera'])} started {_measured(after)} after "
-                  f"{self._step_text(rule, 0, first['camera'])} ended (within {_seconds(rule.within_s)})")
-        return self._check(rule, first["camera"], True, then["start_time_s"], [first["id"], then["id"]],
-                           then["wall_time"], reason)
+        after = float(then.start_time_s) - pending.end
+        reason = (f"{self._step_text(rule, 1, then.camera)} started {_measured(after)} after "
+                  f"{self._step_text(rule, 0, first.camera)} ended (within {_seconds(rule.within_s)})")
+        return self._check(rule, first.camera, True, then.start_time_s, [first.id, then.id],
+                           then.wall_time, reason)
 
-    def _missed(self, pending: _Pending, wall_time: str) -> dict:
+    def _missed(self, pending: _Pending, wall_time: str) -> CheckEvent:
         first, rule = pending.first, pending.rule
-        reason = (f"{self._step_text(rule, 0, first['camera'])} ended at {self._when(first['camera'], pending.end)} "
-                  f"and {self._step_text(rule, 1, first['camera'])} did not start within "
+        reason = (f"{self._step_text(rule, 0, first.camera)} ended at {self._when(first.camera, pending.end)} "
+                  f"and {self._step_text(rule, 1, first.camera)} did not start within "
                   f"{_seconds(rule.within_s)}")
-        return self._check(rule, first["camera"], False, pending.deadline, [first["id"]], wall_time, reason)
+        return self._check(rule, first.camera, False, pending.deadline, [first.id], wall_time, reason)
 
-    def _undecided(self, pending: _Pending, time_s: float | None, wall_time: str) -> dict:
+    def _undecided(self, pending: _Pending, time_s: float | None, wall_time: str) -> CheckEvent:
         first, rule = pending.first, pending.rule
-        ended = f"{self._step_text(rule, 0, first['camera'])} ended at {self._when(first['camera'], pending.end)}; "
+        ended = f"{self._step_text(rule, 0, first.camera)} ended at {self._when(first.camera, pending.end)}; "
         if time_s is None or time_s == float("-inf"):
             reason = f"{ended}camera {pending.judge_camera} saw nothing, so whether {rule.steps[1].activity} followed is unknown"
             time_s = pending.end
         else:
             reason = (f"{ended}the stream ended at {self._when(pending.judge_camera, time_s)}, before the "
                       f"{_seconds(rule.within_s)} for {rule.steps[1].activity} ran out")
-        return self._check(rule, first["camera"], None, max(time_s, pending.end), [first["id"]], wall_time, reason)
+        return self._check(rule, first.camera, None, max(time_s, pending.end), [first.id], wall_time, reason)
 
     # -- records --------------------------------------------------------------------------------
 
@@ -359,22 +361,10 @@ class CheckEngine:
         return _measured(time_s)
 
     def _check(self, rule: _Rule, camera: str, passed: bool | None, time_s: float, ids: list[str],
-               wall_time: str, reason: str) -> dict:
-        record = {
-            "event": "check",
-            "rule": rule.name,
-            "kind": rule.kind,
-            "camera": camera,
-            "passed": passed,
-            "reason": reason,
-            "time_s": round(float(time_s), 6),
-            "time_base": self.cameras.get(camera, "media"),
-            "activity_ids": list(ids),
-            "wall_time": wall_time,
-        }
-        if self.run_id is not None:
-            record["run_id"] = self.run_id
-        return record
+               wall_time: str, reason: str) -> CheckEvent:
+        return CheckEvent(camera=camera, wall_time=wall_time, rule=rule.name, rule_kind=rule.kind, passed=passed,
+                          reason=reason, time_s=round(float(time_s), 6),
+                          time_base=self.cameras.get(camera, "media"), activity_ids=tuple(ids))
 
 
 def _seconds(value: float) -> str:
@@ -396,41 +386,44 @@ def _short_of(duration: float, needed: float) -> str:
 class CameraMonitor:
     """One camera's activities and checks, fed in the one order the live lane and ``replay`` share.
 
-    Per prediction: the tracker observes the clip, each activity record goes
+    Per prediction: the tracker observes the clip, each activity event goes
     to the engine, then the engine's clock advances to the clip's time. The
-    returned list is what to write, in order (activity and check records).
+    returned list is what to emit, in order: ``ActivityEvent`` and
+    ``CheckEvent``, then a ``CurrentActivity`` when the camera's current
+    activity (``edge.activities.current_activity``) changed.
 
-    The lane calls ``on_prediction(record, prediction.probabilities)`` with the
-    prediction's events.jsonl object (``"gated": true`` for a gated clip),
-    ``on_gap(gap_record)`` for a stream gap, ``on_clock(time.time(), now)``
-    for a live camera while idle, and ``on_end(now)`` when the camera stops.
+    The lane calls ``on_prediction(event, prediction.probabilities)`` with the
+    clip's ``PredictionEvent`` (``gated`` for a gated clip), ``on_gap(event)``
+    for a stream gap, ``on_clock(time.time(), now)`` for a live camera while
+    idle, and ``on_end(now)`` when the camera stops.
     """
 
     def __init__(self, tracker: ActivityTracker, engine: CheckEngine) -> None:
         self.tracker, self.engine = tracker, engine
         self.camera, self.time_base = tracker.camera, tracker.time_base
         self.last_time: float | None = None
+        self._current_id: str | None = None
 
-    def on_prediction(self, record: Mapping, probabilities=None, *, scores: Mapping[str, float] | None = None
-                      ) -> list[dict]:
-        """A prediction record (the events.jsonl object) with its probabilities (float (C,)), or activity ``scores``.
+    def on_prediction(self, event: PredictionEvent, probabilities=None, *,
+                      scores: Mapping[str, float] | None = None) -> list:
+        """A clip's prediction with its probabilities (float (C,)), or activity ``scores``.
 
-        A record with ``"gated": true`` scores none whatever is passed.
+        A gated prediction scores none whatever is passed.
         """
-        time_s = observation_time(record, self.time_base)
+        time_s = observation_time(event, self.time_base)
         self.last_time = time_s if self.last_time is None else max(self.last_time, time_s)
-        wall_time = record["wall_time"]
-        if record.get("gated"):
+        wall_time = event.wall_time
+        if event.gated:
             activities = self.tracker.observe_scores(time_s, None, wall_time)
         elif scores is not None:
             activities = self.tracker.observe_scores(time_s, scores, wall_time)
         else:
             activities = self.tracker.observe(time_s, probabilities, wall_time)
-        out = self._judge(activities)
+        out = self._judge(activities, wall_time)
         out.extend(self.engine.advance(self.camera, self.last_time, wall_time))
         return out
 
-    def on_clock(self, time_s: float, wall_time: str) -> list[dict]:
+    def on_clock(self, time_s: float, wall_time: str) -> list[CheckEvent]:
         """A live camera's wall-clock tick (Unix seconds): fail the deadlines passed while no prediction came.
 
         Call it from the lane's own thread (serialised with ``on_prediction``),
@@ -443,25 +436,30 @@ class CameraMonitor:
         """When ``on_clock`` next has something to judge for this camera (Unix seconds for live), or None."""
         return self.engine.next_deadline(self.camera)
 
-    def on_gap(self, record: Mapping) -> list[dict]:
-        """A stream gap (its events.jsonl record): open segments end with reason ``stream gap``."""
-        return self._judge(self.tracker.interrupt(self._time(), "stream gap", record["wall_time"]))
+    def on_gap(self, event: GapEvent) -> list:
+        """A stream gap: open segments end with reason ``stream gap``."""
+        return self._judge(self.tracker.interrupt(self._time(), "stream gap", event.wall_time), event.wall_time)
 
-    def on_end(self, wall_time: str) -> list[dict]:
+    def on_end(self, wall_time: str) -> list:
         """The stream ended (end of file, or the service stopping): segments end, pending deadlines are settled.
 
         The end time is the last observed clip's time, which a replay also knows.
         """
-        out = self._judge(self.tracker.interrupt(self._time(), "end of stream", wall_time))
+        out = self._judge(self.tracker.interrupt(self._time(), "end of stream", wall_time), wall_time)
         out.extend(self.engine.finish(self.camera, self.last_time, wall_time))
         return out
 
     def _time(self) -> float:
         return 0.0 if self.last_time is None else self.last_time
 
-    def _judge(self, activities: list[dict]) -> list[dict]:
-        out = []
-        for record in activities:
-            out.append(record)
-            out.extend(self.engine.on_activity(record))
+    def _judge(self, activities: list[ActivityEvent], wall_time: str) -> list:
+        out: list = []
+        for event in activities:
+            out.append(event)
+            out.extend(self.engine.on_activity(event))
+        current = current_activity(self.tracker)
+        if (current.id if current else None) != self._current_id:
+            self._current_id = current.id if current else None
+            out.append(CurrentActivity(camera=self.camera, wall_time=wall_time,
+                                       activity=current.activity if current else None, id=self._current_id))
         return out

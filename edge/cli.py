@@ -326,8 +326,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     try:
-        for record in replay_files(args.events, config, camera=args.camera):
-            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for event in replay_files(args.events, config, camera=args.camera):
+            sys.stdout.write(json.dumps(event.to_json_dict(), ensure_ascii=False) + "\n")
     except ReplayError as error:
         print(f"edge-har: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -2,9 +2,9 @@
 
 Thresholds and rules are tuned offline: change ``activities:`` / ``rules:`` in
 the config and replay yesterday's ``events.jsonl``. The output is what the
-live run would have written (same records, same ids, same order per camera)
-apart from ``wall_time`` — because both feed ``edge.checks.CameraMonitor`` the
-same prediction records in the same order. Only prediction and gap lines are
+live run would have written (the same ``ActivityEvent`` and ``CheckEvent``,
+same ids, same order per camera) apart from ``wall_time`` — because both feed
+``edge.checks.CameraMonitor`` the same prediction events in the same order. Only prediction and gap lines are
 read; recorded activity, check and status lines are ignored.
 
 What a prediction line gives:
@@ -40,6 +40,7 @@ import numpy as np
 
 from edge.activities import ActivityTracker, setting, wall_seconds
 from edge.checks import CameraMonitor, CheckEngine
+from edge.events import ActivityEvent, CheckEvent, from_json_dict
 
 
 class ReplayError(Exception):
@@ -84,7 +85,7 @@ class _Run:
         self.run_id, self.config, self.labels, self.cameras = run_id, config, labels, cameras
         bases = {name: camera.time_base for name, camera in cameras.items()}  # as the live run's
         try:
-            self.engine = CheckEngine(list(getattr(config, "rules", None) or ()), bases, run_id=run_id)
+            self.engine = CheckEngine(list(getattr(config, "rules", None) or ()), bases)
         except ValueError as error:
             raise ReplayError(f"config: {error}") from None
         self.monitors: dict[str, CameraMonitor] = {}
@@ -97,13 +98,13 @@ class _Run:
                                   f"(cameras: {', '.join(self.cameras)})")
             specs = setting(self.cameras[camera], "activities", {}) or {}
             try:
-                tracker = ActivityTracker(camera, specs, self.labels, self.engine.cameras[camera], run_id=self.run_id)
+                tracker = ActivityTracker(camera, specs, self.labels, self.engine.cameras[camera])
             except ValueError as error:
                 raise ReplayError(f"config: cameras.{camera}: {error}") from None
             self.monitors[camera] = CameraMonitor(tracker, self.engine)
         return self.monitors[camera]
 
-    def end(self) -> list[dict]:
+    def end(self) -> list:
         out = []
         for camera, monitor in self.monitors.items():
             out.extend(monitor.on_end(self.last_wall.get(camera, "")))
@@ -169,8 +170,8 @@ def parse_line(line: str, number: int) -> dict | None:
     return record
 
 
-def replay(lines: Iterable[str], config, camera: str | None = None) -> Iterator[dict]:
-    """Yield the activity and check records that ``config`` gives for the recorded ``lines``.
+def replay(lines: Iterable[str], config, camera: str | None = None) -> Iterator[ActivityEvent | CheckEvent]:
+    """Yield the activity and check events that ``config`` gives for the recorded ``lines``.
 
     ``lines``: events.jsonl lines (str, with or without the newline).
     ``config``: a ``ServiceConfig`` (its ``cameras`` with their ``activities``
@@ -178,7 +179,8 @@ def replay(lines: Iterable[str], config, camera: str | None = None) -> Iterator[
     A config with one camera also takes lines of a differently named camera
     (``run`` names its camera after the file). Raises ``ReplayError`` (one
     line, starting ``line N:``) for a line that is not JSON, a camera not in
-    the config, or an activity that top_k cannot decide.
+    the config, or an activity that top_k cannot decide. Each event carries the recorded
+    line's ``run_id`` (``to_json_dict()`` is the line the live run wrote, apart from ``wall_time``).
     """
     def numbered():
         for number, line in enumerate(lines, 1):
@@ -189,7 +191,7 @@ def replay(lines: Iterable[str], config, camera: str | None = None) -> Iterator[
     return _replay(numbered(), config, camera)
 
 
-def replay_files(paths: Sequence, config, camera: str | None = None) -> Iterator[dict]:
+def replay_files(paths: Sequence, config, camera: str | None = None) -> Iterator[ActivityEvent | CheckEvent]:
     """``replay`` of one or more events files (e.g. one per camera), merged in ``wall_time`` order.
 
     A cross-camera rule needs every camera it names. Errors start with
@@ -217,7 +219,13 @@ def replay_files(paths: Sequence, config, camera: str | None = None) -> Iterator
     return _replay(((where, record) for _, where, record in merged), config, camera)
 
 
-def _replay(records: Iterable[tuple[str, dict]], config, camera: str | None) -> Iterator[dict]:
+def _replay(records: Iterable[tuple[str, dict]], config, camera: str | None) -> Iterator[ActivityEvent | CheckEvent]:
+    for event in _monitored(records, config, camera):
+        if isinstance(event, (ActivityEvent, CheckEvent)):  # the camera's current activity is not a line
+            yield event
+
+
+def _monitored(records: Iterable[tuple[str, dict]], config, camera: str | None) -> Iterator:
     cameras = config_cameras(config)
     labels: tuple[str, ...] | None = None
     run: _Run | None = None
@@ -235,7 +243,7 @@ def _replay(records: Iterable[tuple[str, dict]], config, camera: str | None) -> 
         run_id = record.get("run_id")
         if run is None or run_id != run.run_id:
             if run is not None:
-                yield from run.end()
+                yield from _stamped(run.end(), run.run_id)
             if labels is None:
                 labels = model_labels(config)
             known = cameras
@@ -249,12 +257,19 @@ def _replay(records: Iterable[tuple[str, dict]], config, camera: str | None) -> 
         run.last_wall[name] = wall_time
         try:
             if kind == "gap":
-                yield from monitor.on_gap(record)
+                out = monitor.on_gap(from_json_dict(record))
             elif record.get("gated"):
-                yield from monitor.on_prediction(record, scores=None)
+                out = monitor.on_prediction(from_json_dict(record), scores=None)
             else:
-                yield from monitor.on_prediction(record, scores=activity_scores(record, monitor.tracker, where))
+                scores = activity_scores(record, monitor.tracker, where)
+                out = monitor.on_prediction(from_json_dict(record), scores=scores)
         except (KeyError, TypeError, ValueError) as error:
             raise ReplayError(f"{where}: not a prediction line edge-har wrote ({error!r})") from None
+        yield from _stamped(out, run_id)
     if run is not None:
-        yield from run.end()
+        yield from _stamped(run.end(), run.run_id)
+
+
+def _stamped(events, run_id):
+    """The recorded run's id on what replay makes of it (replay's one place for it)."""
+    return (event.stamped(run_id) for event in events)

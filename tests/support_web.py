@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from edge.sinks import Event
+from edge.events import from_json_dict
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 PROMETHEUS = shutil.which("prometheus")
@@ -137,7 +137,7 @@ def gap_record(camera: str, *, run_id: str = "run-test") -> dict:
 class ServiceDouble:
     """What the web side needs of the Service, with the state set by the test.
 
-    ``emit(kind, camera, record)`` delivers an Event to every subscribed sink and
+    ``emit(kind, camera, record)`` delivers the record's event to every subscribed sink and
     keeps it (status events excepted) for ``recent_events``; ``cameras`` is the
     mutable per-camera status; ``hubs`` the FrameHubs.
     """
@@ -159,7 +159,8 @@ class ServiceDouble:
         self.sinks.append(sink)
 
     def emit(self, kind: str, camera: str, record: dict) -> None:
-        event = Event(kind, camera, record)
+        event = from_json_dict(record)
+        assert (event.kind, event.camera) == (kind, camera)
         if kind != "status":
             with self._lock:
                 self._events.append(record)

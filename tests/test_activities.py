@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.activities import ActivityTracker, observation_time, wall_seconds
+from edge.activities import ActivityTracker, OpenSegment, current_activity, observation_time, wall_seconds
 
 LABELS = ("washing hands", "peeling potatoes", "cutting watermelon", "smoking", "other")
 
@@ -38,11 +38,16 @@ def probs(wash=0.0, peel=0.0, cut=0.0, smoke=0.0) -> np.ndarray:
     return np.array([wash, peel, cut, smoke, rest], dtype=np.float32)
 
 
+def lines(events):
+    """The events.jsonl objects of the tracker's events."""
+    return [event.to_json_dict() for event in events]
+
+
 def drive(tracker, script):
     """Feed ``[(time_s, probabilities|None), ...]``; returns (time_s, record) for every record."""
     out = []
     for time_s, p in script:
-        out.extend((time_s, record) for record in tracker.observe(time_s, p, f"w{time_s}"))
+        out.extend((time_s, record) for record in lines(tracker.observe(time_s, p, f"w{time_s}")))
     return out
 
 
@@ -128,16 +133,16 @@ def test_gated_clip_scores_none():
 
 
 def test_interrupt_ends_open_segments_honestly():
-    tracker = ActivityTracker("cam", SPECS, LABELS, "wall", run_id="r1")
+    tracker = ActivityTracker("cam", SPECS, LABELS, "wall")
     drive(tracker, [(100.0, probs(wash=.9, peel=.05)), (101.0, probs(wash=.45, peel=.5)),
                     (101.5, probs(peel=.9))])
     assert tracker.open_ids == ["cam-handwash-1", "cam-food_prep-1"]
-    ends = tracker.interrupt(130.0, "stream gap", "later")
+    ends = [event.stamped("r1").to_json_dict() for event in tracker.interrupt(130.0, "stream gap", "later")]
     assert [(r["id"], r["end_time_s"], r["duration_s"], r["reason"], r["time_base"], r["run_id"]) for r in ends] == [
         ("cam-handwash-1", 100.0, 0.0, "stream gap", "wall", "r1"),
         ("cam-food_prep-1", 101.5, 0.5, "stream gap", "wall", "r1"),
     ]
-    assert tracker.open_ids == [] and tracker.current is None
+    assert tracker.open_ids == [] and current_activity(tracker) is None
     assert tracker.interrupt(131.0, "end of stream", "x") == []
     # after the gap the numbering goes on: ids stay unique within the run
     assert drive(tracker, [(140.0, probs(wash=.9))])[0][1]["id"] == "cam-handwash-2"
@@ -145,15 +150,20 @@ def test_interrupt_ends_open_segments_honestly():
         tracker.interrupt(150.0, "bored", "x")
 
 
-def test_current_is_the_strongest_open_segment():
+def test_current_is_the_open_segment_with_the_highest_latest_score():
     specs = {"a": Activity(("washing hands",), min_score=0.3), "b": Activity(("smoking",), min_score=0.3)}
     tracker = ActivityTracker("c", specs, LABELS, "media")
-    assert tracker.current is None
+    assert current_activity(tracker) is None and current_activity(None) is None
     tracker.observe(0.0, probs(wash=.6, smoke=.35), "w")
-    assert tracker.current == ("a", 0.0)
+    assert current_activity(tracker) == OpenSegment("a", "c-a-1", 0.0, pytest.approx(0.6))
     tracker.observe(1.0, probs(wash=.31, smoke=.65), "w")
-    assert tracker.current == ("b", 0.0)
-    assert tracker.current_segment["id"] == "c-b-1"
+    assert current_activity(tracker) == OpenSegment("b", "c-b-1", 0.0, pytest.approx(0.65))
+    # a's peak (0.6) is below b's (0.65); now a scores higher than b: the latest score decides, not the peak
+    tracker.observe(2.0, probs(wash=.5, smoke=.4), "w")
+    assert current_activity(tracker).activity == "a"
+    # a stopped (below min_score, still open for gap_s) while b goes on: b
+    tracker.observe(3.0, probs(wash=.05, smoke=.45), "w")
+    assert tracker.open_ids == ["c-a-1", "c-b-1"] and current_activity(tracker).activity == "b"
 
 
 def test_time_going_back_is_clamped():
@@ -200,17 +210,17 @@ def test_segment_machine_properties(steps, gap_s, update_s, min_score, gap_at):
         time_s += dt
         times.append(time_s)
         if number == gap_at:
-            records.extend(tracker.interrupt(time_s, "stream gap", "g"))
+            records.extend(lines(tracker.interrupt(time_s, "stream gap", "g")))
         if wash is None:
-            records.extend(tracker.observe(time_s, None, "w"))
+            records.extend(lines(tracker.observe(time_s, None, "w")))
             continue
         p = probs(wash=wash * 0.999, peel=(1 - wash * 0.999) * prep_share / 2, cut=(1 - wash * 0.999) * prep_share / 2)
         scores = tracker.activity_scores(p)
         for name, score in scores.items():
             if score >= min_score:
                 active[name].append(time_s)
-        records.extend(tracker.observe(time_s, p, "w"))
-    records.extend(tracker.interrupt(time_s, "end of stream", "e"))
+        records.extend(lines(tracker.observe(time_s, p, "w")))
+    records.extend(lines(tracker.interrupt(time_s, "end of stream", "e")))
 
     span = times[-1] - times[0]
     for name in specs:

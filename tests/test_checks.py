@@ -17,6 +17,31 @@ from hypothesis import strategies as st
 
 from edge.activities import ActivityTracker
 from edge.checks import CameraMonitor, CheckEngine
+from edge.events import from_json_dict
+
+
+def lines(events, run_id=None):
+    """The activity and check lines (events.jsonl objects) of the events, with the run's id."""
+    return [event.stamped(run_id).to_json_dict() for event in events if event.kind in ("activity", "check")]
+
+
+class Engine:
+    """A ``CheckEngine`` as these tests drive it: hand-written activity records in, check lines out."""
+
+    def __init__(self, rules, cameras, *, run_id=None):
+        self.engine, self.run_id = CheckEngine(rules, cameras), run_id
+
+    def on_activity(self, record):
+        return lines(self.engine.on_activity(from_json_dict(record)), self.run_id)
+
+    def advance(self, camera, time_s, wall_time):
+        return lines(self.engine.advance(camera, time_s, wall_time), self.run_id)
+
+    def finish(self, camera, time_s, wall_time):
+        return lines(self.engine.finish(camera, time_s, wall_time), self.run_id)
+
+    def next_deadline(self, camera):
+        return self.engine.next_deadline(camera)
 
 
 @dataclass(frozen=True)
@@ -56,7 +81,7 @@ AFTER = Rule("wash-after-smoking", "followed_by", first="smoking", then="handwas
 # ---------------------------------------------------------------- min_duration
 
 def test_min_duration_fails_with_the_measured_duration():
-    engine = CheckEngine([WASH20], {"sink": "media"}, run_id="r")
+    engine = Engine([WASH20], {"sink": "media"}, run_id="r")
     assert engine.on_activity(act("start", "sink", "handwash", 1, 3.0)) == []
     [check] = engine.on_activity(act("end", "sink", "handwash", 1, 3.0, 11.4))
     assert check == {"event": "check", "rule": "wash-20s", "kind": "min_duration", "camera": "sink",
@@ -65,7 +90,7 @@ def test_min_duration_fails_with_the_measured_duration():
 
 
 def test_min_duration_passes_and_never_rounds_up_to_the_limit():
-    engine = CheckEngine([WASH20], {"sink": "media"})
+    engine = Engine([WASH20], {"sink": "media"})
     [ok] = engine.on_activity(act("end", "sink", "handwash", 1, 0.6, 24.92))
     assert (ok["passed"], ok["time_s"]) == (True, 24.92) and ok["reason"] == "handwash lasted 24.3 s, at least the 20 s needed"
     [short] = engine.on_activity(act("end", "sink", "handwash", 2, 0.0, 19.96))
@@ -75,7 +100,7 @@ def test_min_duration_passes_and_never_rounds_up_to_the_limit():
 
 
 def test_min_duration_cut_short_by_the_stream_is_undecided():
-    engine = CheckEngine([WASH20], {"sink": "media"})
+    engine = Engine([WASH20], {"sink": "media"})
     [gap] = engine.on_activity(act("end", "sink", "handwash", 1, 0.0, 5.0, reason="stream gap"))
     assert gap["passed"] is None and "5.0 s" in gap["reason"] and "stream gap" in gap["reason"]
     [eos] = engine.on_activity(act("end", "sink", "handwash", 2, 0.0, 5.5, reason="end of stream"))
@@ -86,7 +111,7 @@ def test_min_duration_cut_short_by_the_stream_is_undecided():
 
 def test_rule_cameras_limit_the_rule():
     rule = Rule("wash-20s", "min_duration", activity="handwash", seconds=20, cameras=("sink",))
-    engine = CheckEngine([rule], {"sink": "media", "kitchen": "media"})
+    engine = Engine([rule], {"sink": "media", "kitchen": "media"})
     assert engine.on_activity(act("end", "kitchen", "handwash", 1, 0.0, 1.0)) == []
     assert verdicts(engine.on_activity(act("end", "sink", "handwash", 1, 0.0, 1.0))) == [
         ("wash-20s", "sink", False, 1.0, ["sink-handwash-1"])]
@@ -95,7 +120,7 @@ def test_rule_cameras_limit_the_rule():
 # ---------------------------------------------------------------- forbidden
 
 def test_forbidden_fails_when_it_starts():
-    engine = CheckEngine([NO_SMOKING], {"yard": "media", "sink": "media"})
+    engine = Engine([NO_SMOKING], {"yard": "media", "sink": "media"})
     [check] = engine.on_activity(act("start", "yard", "smoking", 1, 12.0))
     assert verdicts([check]) == [("no-smoking", "yard", False, 12.0, ["yard-smoking-1"])]
     assert "smoking" in check["reason"] and "12.0 s" in check["reason"] and "yard" in check["reason"]
@@ -106,14 +131,14 @@ def test_forbidden_fails_when_it_starts():
 # ---------------------------------------------------------------- sequence
 
 def test_sequence_fails_without_the_earlier_step():
-    engine = CheckEngine([SEQ], {"k": "media"})
+    engine = Engine([SEQ], {"k": "media"})
     [check] = engine.on_activity(act("start", "k", "food_prep", 1, 40.0))
     assert verdicts([check]) == [("wash-before-prep", "k", False, 40.0, ["k-food_prep-1"])]
     assert check["reason"] == "food_prep started at 40.0 s without handwash in the 600 s before it"
 
 
 def test_sequence_passes_after_the_earlier_step():
-    engine = CheckEngine([SEQ], {"k": "media"})
+    engine = Engine([SEQ], {"k": "media"})
     assert engine.on_activity(act("start", "k", "handwash", 1, 10.0)) == []
     engine.on_activity(act("end", "k", "handwash", 1, 10.0, 30.0))
     assert verdicts(engine.on_activity(act("start", "k", "food_prep", 1, 100.0))) == [
@@ -126,7 +151,7 @@ def test_sequence_passes_after_the_earlier_step():
 
 
 def test_sequence_open_earlier_step_counts_and_cameras_are_separate():
-    engine = CheckEngine([SEQ], {"k": "media", "sink": "media"})
+    engine = Engine([SEQ], {"k": "media", "sink": "media"})
     engine.on_activity(act("start", "sink", "handwash", 1, 1.0))  # another camera: does not count on k
     assert engine.on_activity(act("start", "k", "food_prep", 1, 2.0))[0]["passed"] is False
     engine.on_activity(act("start", "k", "handwash", 1, 0.0))  # still open (no end yet)
@@ -135,7 +160,7 @@ def test_sequence_open_earlier_step_counts_and_cameras_are_separate():
 
 def test_sequence_checks_the_order_of_every_earlier_step():
     rule = Rule("abc", "sequence", steps=("a", "b", "c"), within_s=100)
-    engine = CheckEngine([rule], {"k": "media"})
+    engine = Engine([rule], {"k": "media"})
     assert verdicts(engine.on_activity(act("start", "k", "b", 1, 5.0))) == [("abc", "k", False, 5.0, ["k-b-1"])]
     assert engine.on_activity(act("start", "k", "a", 1, 10.0)) == []  # a came after b
     [check] = engine.on_activity(act("start", "k", "c", 1, 20.0))
@@ -149,7 +174,7 @@ def test_sequence_checks_the_order_of_every_earlier_step():
 # ---------------------------------------------------------------- followed_by (an absence: deadlines)
 
 def test_followed_by_fails_at_the_deadline():
-    engine = CheckEngine([AFTER], {"yard": "media"})
+    engine = Engine([AFTER], {"yard": "media"})
     engine.on_activity(act("start", "yard", "smoking", 1, 3.0))
     assert engine.on_activity(act("end", "yard", "smoking", 1, 3.0, 10.0)) == []
     assert engine.next_deadline("yard") == 15.0
@@ -163,7 +188,7 @@ def test_followed_by_fails_at_the_deadline():
 
 
 def test_followed_by_passes_when_then_starts_in_time():
-    engine = CheckEngine([AFTER], {"yard": "media"})
+    engine = Engine([AFTER], {"yard": "media"})
     engine.on_activity(act("end", "yard", "smoking", 1, 3.0, 10.0))
     engine.advance("yard", 12.0, "w")
     [check] = engine.on_activity(act("start", "yard", "handwash", 1, 15.0))  # deadline itself still counts
@@ -174,14 +199,14 @@ def test_followed_by_passes_when_then_starts_in_time():
 
 def test_followed_by_then_seen_before_the_end_was_noticed():
     # The end of `first` is noticed gap_s after its last clip; `then` may start in between.
-    engine = CheckEngine([AFTER], {"yard": "media"})
+    engine = Engine([AFTER], {"yard": "media"})
     engine.on_activity(act("start", "yard", "handwash", 1, 10.64))
     [check] = engine.on_activity(act("end", "yard", "smoking", 1, 3.0, 10.0))
     assert verdicts([check]) == [("wash-after-smoking", "yard", True, 10.64, ["yard-smoking-1", "yard-handwash-1"])]
 
 
 def test_followed_by_then_before_first_ended_does_not_count():
-    engine = CheckEngine([AFTER], {"yard": "media"})
+    engine = Engine([AFTER], {"yard": "media"})
     engine.on_activity(act("start", "yard", "handwash", 1, 2.0))
     assert engine.on_activity(act("end", "yard", "smoking", 1, 3.0, 10.0)) == []
     assert verdicts(engine.advance("yard", 20.0, "w")) == [("wash-after-smoking", "yard", False, 15.0,
@@ -189,7 +214,7 @@ def test_followed_by_then_before_first_ended_does_not_count():
 
 
 def test_followed_by_at_the_end_of_a_file():
-    engine = CheckEngine([AFTER], {"a": "media", "b": "media"})
+    engine = Engine([AFTER], {"a": "media", "b": "media"})
     engine.on_activity(act("end", "a", "smoking", 1, 0.0, 10.0))
     [undecided] = engine.finish("a", 13.0, "w")
     assert verdicts([undecided]) == [("wash-after-smoking", "a", None, 13.0, ["a-smoking-1"])]
@@ -201,7 +226,7 @@ def test_followed_by_at_the_end_of_a_file():
 
 def test_followed_by_across_cameras_waits_for_the_then_camera():
     rule = Rule("wash-after-smoking", "followed_by", first="smoking@yard", then="handwash@sink", within_s=5)
-    engine = CheckEngine([rule], {"yard": "media", "sink": "media"})
+    engine = Engine([rule], {"yard": "media", "sink": "media"})
     assert engine.on_activity(act("end", "sink", "smoking", 1, 0.0, 1.0)) == []  # smoking at the sink: not this rule
     engine.on_activity(act("end", "yard", "smoking", 1, 3.0, 10.0))
     assert engine.advance("yard", 100.0, "w") == []  # the yard runs ahead: only the sink can tell
@@ -217,7 +242,7 @@ def test_followed_by_across_cameras_waits_for_the_then_camera():
 
 def test_followed_by_first_ending_after_the_then_camera_moved_on():
     rule = Rule("r", "followed_by", first="smoking@yard", then="handwash@sink", within_s=5)
-    engine = CheckEngine([rule], {"yard": "media", "sink": "media"})
+    engine = Engine([rule], {"yard": "media", "sink": "media"})
     engine.advance("sink", 50.0, "w")  # the sink is already at 50 s with no handwash
     assert verdicts(engine.on_activity(act("end", "yard", "smoking", 1, 3.0, 10.0))) == [
         ("r", "yard", False, 15.0, ["yard-smoking-1"])]
@@ -227,7 +252,7 @@ def test_followed_by_first_ending_after_the_then_camera_moved_on():
 
 
 def test_wall_time_reasons_read_as_clock_times():
-    engine = CheckEngine([AFTER], {"live": "wall"})
+    engine = Engine([AFTER], {"live": "wall"})
     engine.on_activity(act("end", "live", "smoking", 1, 1795853690.0, 1795853700.0))
     [check] = engine.advance("live", 1795853710.0, "w")
     assert (check["time_base"], check["time_s"]) == ("wall", 1795853705.0)
@@ -253,7 +278,7 @@ def test_bad_rules_are_refused_by_the_config():
 
 def test_thread_safe_under_concurrent_cameras():
     cameras = {f"c{n}": "media" for n in range(8)}
-    engine = CheckEngine([NO_SMOKING, AFTER], cameras)
+    engine = Engine([NO_SMOKING, AFTER], cameras)
     results: dict[str, list] = {}
 
     def lane(camera):
@@ -289,12 +314,12 @@ class Activity:
 def test_camera_monitor_order_and_deadline_on_prediction_times():
     labels = ("smoking", "washing hands", "other")
     specs = {"smoking": Activity(("smoking",)), "handwash": Activity(("washing hands",))}
-    engine = CheckEngine([NO_SMOKING, AFTER], {"yard": "media"})
-    monitor = CameraMonitor(ActivityTracker("yard", specs, labels, "media"), engine)
+    engine = Engine([NO_SMOKING, AFTER], {"yard": "media"})
+    monitor = CameraMonitor(ActivityTracker("yard", specs, labels, "media"), engine.engine)
 
     def prediction(t, p, gated=False):
         record = {"end_time_s": t, "wall_time": f"w{t}", "gated": gated}
-        return monitor.on_prediction(record, None if gated else np.array(p, dtype=np.float32))
+        return lines(monitor.on_prediction(from_json_dict(record), None if gated else np.array(p, dtype=np.float32)))
 
     out = []
     for t in (1.0, 2.0, 3.0):
@@ -306,23 +331,23 @@ def test_camera_monitor_order_and_deadline_on_prediction_times():
     assert [(r["event"], r.get("type") or r["rule"], r.get("time_s", r.get("end_time_s"))) for r in out[2:]] == [
         ("activity", "end", 3.0), ("check", "wash-after-smoking", 8.0)]
     assert out[-1]["wall_time"] == "w8.0"
-    out = prediction(9.0, [0, 0.9, 0.1]) + monitor.on_end("the end")
+    out = prediction(9.0, [0, 0.9, 0.1]) + lines(monitor.on_end("the end"))
     assert [(r.get("type"), r.get("reason")) for r in out] == [("start", None), ("end", "end of stream")]
 
 
 def test_camera_monitor_clock_catches_a_deadline_while_no_clip_comes():
     labels = ("smoking", "washing hands", "other")
     specs = {"smoking": Activity(("smoking",)), "handwash": Activity(("washing hands",))}
-    engine = CheckEngine([AFTER], {"live": "wall"})
-    monitor = CameraMonitor(ActivityTracker("live", specs, labels, "wall"), engine)
+    engine = Engine([AFTER], {"live": "wall"})
+    monitor = CameraMonitor(ActivityTracker("live", specs, labels, "wall"), engine.engine)
     t0 = 1795852800.0  # 2026-11-28T08:00:00Z, as the wall_time of each prediction says
     for second, p in ((0, [0.9, 0, 0.1]), (1, [0.9, 0, 0.1]), (4, [0, 0, 1])):
-        monitor.on_prediction({"wall_time": f"2026-11-28T08:00:0{second}+00:00", "end_time_s": 99.0},
+        monitor.on_prediction(from_json_dict({"wall_time": f"2026-11-28T08:00:0{second}+00:00", "end_time_s": 99.0}),
                               np.array(p, dtype=np.float32))
     # smoking ended at t0 + 1 (noticed at t0 + 4): due at t0 + 6; the stream is silent after that
     assert monitor.next_deadline() == t0 + 6
     assert monitor.on_clock(t0 + 5.9, "w") == []
-    [check] = monitor.on_clock(t0 + 6.2, "w")
+    [check] = lines(monitor.on_clock(t0 + 6.2, "w"))
     assert (check["passed"], check["time_s"], check["time_base"]) == (False, t0 + 6, "wall")
     assert monitor.next_deadline() is None
 
@@ -335,7 +360,7 @@ def test_camera_monitor_clock_catches_a_deadline_while_no_clip_comes():
 def test_followed_by_across_cameras_is_independent_of_interleaving(smoke_ends, wash_starts, sink_end, within_s, order):
     smoke_ends, wash_starts = sorted(smoke_ends), sorted(t for t in wash_starts if t <= sink_end)
     rule = Rule("r", "followed_by", first="smoking@yard", then="handwash@sink", within_s=within_s)
-    engine = CheckEngine([rule], {"yard": "media", "sink": "media"})
+    engine = Engine([rule], {"yard": "media", "sink": "media"})
     yard = [("on", act("end", "yard", "smoking", n + 1, max(0.0, e - 1), e)) for n, e in enumerate(smoke_ends)]
     yard.append(("finish", "yard", 200.0))
     sink = []
@@ -371,7 +396,7 @@ def test_followed_by_across_cameras_is_independent_of_interleaving(smoke_ends, w
 
 def test_a_then_camera_that_saw_nothing_leaves_the_deadline_undecided():
     rule = Rule("r", "followed_by", first="smoking@yard", then="handwash@sink", within_s=5)
-    engine = CheckEngine([rule], {"yard": "media", "sink": "media"})
+    engine = Engine([rule], {"yard": "media", "sink": "media"})
     engine.on_activity(act("end", "yard", "smoking", 1, 3.0, 10.0))
     [check] = engine.finish("sink", None, "w")  # the sink never observed a clip
     assert verdicts([check]) == [("r", "yard", None, 10.0, ["yard-smoking-1"])]

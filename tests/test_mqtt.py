@@ -1,7 +1,7 @@
 """MQTT sink against a real broker (mosquitto on 127.0.0.1), and the on-disk spool.
 
 The oracle for every delivered event is the record handed to the sink
-(``Event.record``, the events.jsonl object); for retained state it is the
+(its ``to_json_dict()``, the events.jsonl object); for retained state it is the
 state the events imply; for discovery it is Home Assistant's schema.
 """
 
@@ -32,7 +32,8 @@ from support_mqtt import (
 )
 
 from edge.config import MqttConfig
-from edge.sinks import Event, Sink, SinkError
+from edge.events import CurrentActivity, from_json_dict
+from edge.sinks import Sink, SinkError
 from edge.sinks.mqtt import MqttSink
 from edge.sinks.spool import Spool
 
@@ -55,14 +56,19 @@ def check(camera, seq, rule="wash-20s", passed=False):
             "wall_time": f"2026-11-28T08:01:{seq % 60:02d}Z", "run_id": "run-1"}
 
 
+def current(camera, name):
+    """The camera's current activity changed (its monitor says so after the activity events)."""
+    return CurrentActivity(camera=camera, wall_time="t", activity=name, id=None if name is None else f"{camera}-1")
+
+
 def mixed_events(count, start=0, camera="sink"):
-    """Alternating activity and check events; ``(Event, topic suffix)`` pairs in hand-over order."""
+    """Alternating activity and check events, in hand-over order."""
     out = []
     for i in range(start, start + count):
         if i % 2:
-            out.append(Event("check", camera, check(camera, i, passed=bool(i % 3))))
+            out.append(from_json_dict(check(camera, i, passed=bool(i % 3))))
         else:
-            out.append(Event("activity", camera, activity(camera, i, kind="start" if i % 4 == 0 else "end")))
+            out.append(from_json_dict(activity(camera, i, kind="start" if i % 4 == 0 else "end")))
     return out
 
 
@@ -171,16 +177,17 @@ def test_available_retained_state_discovery_and_events(broker, tmp_path, sinks):
     assert (device["model"], device["sw_version"]) == ("resnet34-kinetics", "9.9.9")
 
     # Events: the same JSON objects as the records, state topics follow them.
-    sink.handle(Event("status", "sink", {"event": "status", "camera": "sink", "state": "online",
-                                         "reason": None, "wall_time": "t"}))
+    sink.handle(from_json_dict({"event": "status", "camera": "sink", "state": "online",
+                                "reason": None, "wall_time": "t"}))
     start = activity("sink", 1)
     failed = check("sink", 2, passed=False)
     prediction = {"source": "cam", "clip_index": 0, "label": "washing hands", "score": 0.9, "camera": "sink",
                   "run_id": "run-1", "top_k": [{"label": "washing hands", "score": 0.9}]}
-    sink.handle(Event("activity", "sink", start))
-    sink.handle(Event("check", "sink", failed))
-    sink.handle(Event("prediction", "sink", prediction))
-    sink.handle(Event("gap", "sink", {"event": "gap", "camera": "sink"}))   # not an MQTT topic
+    sink.handle(from_json_dict(start))
+    sink.handle(current("sink", "handwash"))
+    sink.handle(from_json_dict(failed))
+    sink.handle(from_json_dict(prediction))
+    sink.handle(from_json_dict({"event": "gap", "camera": "sink"}))   # not an MQTT topic
     assert collector.wait_last("edge-har/sink/status", b"online")
     assert collector.wait_last("edge-har/sink/activity", b"handwash")
     assert collector.wait_last("edge-har/rules/wash-20s/state", b"ON")
@@ -190,8 +197,9 @@ def test_available_retained_state_discovery_and_events(broker, tmp_path, sinks):
     assert [json.loads(p) for p in collector.payloads("edge-har/checks")] == [failed]
     assert [json.loads(p) for p in collector.payloads("edge-har/sink/prediction")] == [prediction]
 
-    sink.handle(Event("activity", "sink", activity("sink", 1, kind="end")))
-    sink.handle(Event("check", "sink", check("sink", 3, passed=True)))
+    sink.handle(from_json_dict(activity("sink", 1, kind="end")))
+    sink.handle(current("sink", None))
+    sink.handle(from_json_dict(check("sink", 3, passed=True)))
     assert collector.wait_last("edge-har/sink/activity", b"none")
     assert collector.wait_last("edge-har/rules/wash-20s/state", b"OFF")
     assert collector.last("edge-har/kitchen/activity") == b"none"
@@ -232,7 +240,7 @@ def test_malformed_payload_on_a_subscribed_topic_is_logged_not_raised(broker, tm
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     # The network thread lives on: an event still arrives.
     record = activity("sink", 7)
-    sink.handle(Event("activity", "sink", record))
+    sink.handle(from_json_dict(record))
     assert collector.wait_count("edge-har/events", 1)
     assert json.loads(collector.last("edge-har/events")) == record
     collector.close()
@@ -254,7 +262,7 @@ def test_many_lanes_at_once_every_event_once_in_each_lane_order(broker, tmp_path
     got = received(collector)
     assert len(got) == 500
     for camera, events in per_camera.items():
-        assert [record for record in got if record["camera"] == camera] == [event.record for event in events]
+        assert [record for record in got if record["camera"] == camera] == [event.to_json_dict() for event in events]
     collector.close()
 
 
@@ -293,7 +301,7 @@ def test_broker_outage_loses_nothing_and_keeps_order(broker, tmp_path, sinks):
     assert collector.wait_for(lambda c: len(received(c)) >= 50), len(received(collector))
     assert wait_until(lambda: sink.pending == 0 and sink.sent == 50)
     got = received(collector)
-    expected = [event.record for event in before + during]
+    expected = [event.to_json_dict() for event in before + during]
     assert got == expected, f"{len(got)} received, {len(expected)} expected"   # all, in order, none twice
     assert sink.reconnects >= 1 and sink.spool_dropped == 0
     print(json.dumps({"outage": {"messages_sent": sink.sent, "during_outage": len(during),
@@ -307,10 +315,11 @@ def test_broker_outage_loses_nothing_and_keeps_order(broker, tmp_path, sinks):
 def test_reconnect_restores_all_retained_state_to_a_broker_that_lost_it(broker, tmp_path, sinks):
     sink = make_sink(sinks, settings(broker.port, tmp_path), rules=["no-smoking"])
     assert wait_until(lambda: sink.connected)
-    sink.handle(Event("status", "kitchen", {"event": "status", "camera": "kitchen", "state": "reconnecting",
-                                            "reason": "read timeout", "wall_time": "t"}))
-    sink.handle(Event("activity", "kitchen", activity("kitchen", 1, name="smoking")))
-    sink.handle(Event("check", "kitchen", check("kitchen", 1, rule="no-smoking", passed=False)))
+    sink.handle(from_json_dict({"event": "status", "camera": "kitchen", "state": "reconnecting",
+                                "reason": "read timeout", "wall_time": "t"}))
+    sink.handle(from_json_dict(activity("kitchen", 1, name="smoking")))
+    sink.handle(current("kitchen", "smoking"))
+    sink.handle(from_json_dict(check("kitchen", 1, rule="no-smoking", passed=False)))
     assert wait_until(lambda: sink.sent == 2)
     broker.stop()
     stores = list(broker.directory.glob("*.db"))
@@ -348,7 +357,7 @@ def test_events_in_flight_when_the_broker_dies_arrive_at_least_once_in_order(bro
     for record in got:
         if record not in first_seen:
             first_seen.append(record)
-    assert first_seen == [event.record for event in events]   # all of them, in order of first arrival
+    assert first_seen == [event.to_json_dict() for event in events]   # all of them, in order of first arrival
     duplicates = len(got) - len(first_seen)
     print(json.dumps({"in_flight_outage": {"handed": 60, "received": len(got), "duplicates": duplicates}}))
     collector.close()
@@ -367,7 +376,7 @@ def test_broker_down_at_start_then_appears(tmp_path, sinks):
         broker.start()
         collector = Collector(port, ["edge-har/#"])
         assert collector.wait_for(lambda c: len(received(c)) == 12)
-        assert received(collector) == [event.record for event in events]
+        assert received(collector) == [event.to_json_dict() for event in events]
         assert collector.wait_last("edge-har/available", b"online")
     finally:
         if collector:
@@ -396,7 +405,7 @@ def test_full_spool_drops_oldest_and_a_restarted_sink_resends_the_rest(tmp_path,
         again = make_sink(sinks, settings(port, tmp_path, spool_max_mb=limit_mb))
         assert again.spool.recovered == kept
         assert collector.wait_for(lambda c: len(received(c)) == kept)
-        assert received(collector) == [event.record for event in events[dropped:]]   # the newest, in order
+        assert received(collector) == [event.to_json_dict() for event in events[dropped:]]   # the newest, in order
         assert wait_until(lambda: again.pending == 0)
         again.close()
         assert not list((tmp_path / "spool").glob("*.jsonl"))   # all acknowledged, nothing left to resend
@@ -476,7 +485,7 @@ def test_events_spooled_by_a_killed_process_are_sent_by_the_next(tmp_path, sinks
         restarted = make_sink(sinks, settings(port, tmp_path))
         assert restarted.spool.recovered == 20
         assert collector.wait_for(lambda c: len(received(c)) == 20)
-        assert received(collector) == [event.record for event in mixed_events(20)]
+        assert received(collector) == [event.to_json_dict() for event in mixed_events(20)]
     finally:
         collector.close()
         broker.stop()
@@ -501,14 +510,14 @@ def test_tls_with_the_broker_ca(tmp_path, sinks):
     try:
         sink = make_sink(sinks, settings(broker.port, tmp_path, tls=True, ca_file=str(ca)))
         assert wait_until(lambda: sink.connected)
-        sink.handle(Event("check", "sink", check("sink", 1)))
+        sink.handle(from_json_dict(check("sink", 1)))
         assert wait_until(lambda: sink.sent == 1)
         sink.close()
         # A broker whose certificate another CA signed is never trusted: events wait in the spool.
         other_ca = make_certificates(tmp_path / "other")[0]
         doubter = make_sink(sinks, settings(broker.port, tmp_path, tls=True, ca_file=str(other_ca),
                                             spool_dir=str(tmp_path / "other-spool")))
-        doubter.handle(Event("check", "sink", check("sink", 2)))
+        doubter.handle(from_json_dict(check("sink", 2)))
         assert wait_until(lambda: doubter.connect_failures >= 2)
         assert not doubter.connected and doubter.sent == 0 and doubter.pending == 1
         doubter.close()

@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 from conftest import free_port
-import edge.engine.build
 import edge.sources
 import edge.sources.pyav
 from edge import pipeline

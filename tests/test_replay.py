@@ -16,10 +16,11 @@ import pytest
 
 from edge.activities import ActivityTracker
 from edge.checks import CameraMonitor, CheckEngine
+from edge.events import PredictionEvent, from_json_dict
 from edge.models.registry import bundled_labels
 from edge.records import Clip, Prediction
-from edge.replay import ReplayError, replay
-from edge.sinks.jsonl import event_record
+from edge.replay import ReplayError
+from edge.replay import replay as replay_events
 
 LABELS = bundled_labels()
 WASH, PEEL, CUT, SMOKE = (LABELS.index(name) for name in
@@ -60,6 +61,17 @@ RULES = [
 ]
 
 
+def replay(lines, config, camera=None):
+    """What replay prints: each event's events.jsonl object."""
+    for event in replay_events(lines, config, camera):
+        yield event.to_json_dict()
+
+
+def lines_of(events, run_id="run-1"):
+    """The activity and check lines the live run writes for the monitor's events."""
+    return [event.stamped(run_id).to_json_dict() for event in events if event.kind in ("activity", "check")]
+
+
 def make_config(cameras=("sink",), live=False, rules=RULES):
     return SimpleNamespace(
         cameras={name: SimpleNamespace(name=name, activities=ACTIVITIES, time_base="wall" if live else "media")
@@ -86,9 +98,8 @@ def prediction_line(clip_index, p, camera="sink", run_id="run-1", include_scores
     prediction = Prediction(clip, LABELS[order[0]], float(p[order[0]]),
                             tuple((LABELS[i], float(p[i])) for i in order), p,
                             wall_time=f"2026-11-28T08:00:{clip_index:02d}.000+00:00")
-    record = event_record(prediction, source_name="x.mp4", model_name="m", untrained=False,
-                          include_scores=include_scores)
-    record.update(camera=camera, run_id=run_id)
+    record = dict(PredictionEvent.of(prediction, camera=camera, source="x.mp4", model="m", untrained=False,
+                                     include_scores=include_scores).stamped(run_id).to_json_dict())
     if gated:
         record.update(gated=True, label=None, score=None, top_k=[])
         record.pop("scores", None)
@@ -105,19 +116,19 @@ def live_run(probabilities, camera="sink", live=False, gaps=()):
     """What the lane does: the monitor fed the model's float32 probabilities; returns (lines, outputs)."""
     config = make_config((camera,), live)
     base = "wall" if live else "media"
-    engine = CheckEngine(RULES, {camera: base}, run_id="run-1")
-    monitor = CameraMonitor(ActivityTracker(camera, ACTIVITIES, LABELS, base, run_id="run-1"), engine)
+    engine = CheckEngine(RULES, {camera: base})
+    monitor = CameraMonitor(ActivityTracker(camera, ACTIVITIES, LABELS, base), engine)
     lines, outputs = [], []
     for number, p in enumerate(probabilities):
         record = prediction_line(number, p, camera)
         lines.append(json.dumps(record))
-        outputs.extend(monitor.on_prediction(record, p))
+        outputs.extend(lines_of(monitor.on_prediction(from_json_dict(record), p)))
         if number in gaps:
             gap = {"event": "gap", "camera": camera, "run_id": "run-1", "source": "x", "after_frame": number * 16 + 15,
                    "gap_s": 3.0, "reason": "stream dropped", "wall_time": record["wall_time"]}
             lines.append(json.dumps(gap))
-            outputs.extend(monitor.on_gap(gap))
-    outputs.extend(monitor.on_end("end"))
+            outputs.extend(lines_of(monitor.on_gap(from_json_dict(gap))))
+    outputs.extend(lines_of(monitor.on_end("end")))
     return config, lines, outputs
 
 
@@ -252,13 +263,13 @@ def test_replay_files_merges_cameras_for_a_rule_that_spans_them(tmp_path):
     for name, script in (("yard", yard), ("sink", sink)):
         (tmp_path / f"{name}.jsonl").write_text(
             "".join(json.dumps(prediction_line(k, p, name)) + "\n" for k, p in enumerate(script)), encoding="utf-8")
-    out = list(replay_files([tmp_path / "yard.jsonl", tmp_path / "sink.jsonl"], config))
+    out = [e.to_json_dict() for e in replay_files([tmp_path / "yard.jsonl", tmp_path / "sink.jsonl"], config)]
     [check] = [r for r in out if r["event"] == "check"]
     # smoking: clips 2–4, ends at 4 × 0.64 + 0.6 = 3.16; handwash starts at clip 8: 5.72 ≤ 3.16 + 5
     assert (check["passed"], check["camera"], check["time_s"]) == (True, "yard", pytest.approx(5.72))
     assert check["activity_ids"] == ["yard-smoking-1", "sink-handwash-1"]
     # one camera alone cannot tell: the sink's clock never moves, so the deadline stays undecided
-    [alone] = [r for r in replay_files([tmp_path / "yard.jsonl"], config) if r["event"] == "check"]
+    [alone] = [e.to_json_dict() for e in replay_files([tmp_path / "yard.jsonl"], config) if e.kind == "check"]
     assert alone["passed"] is None and alone["reason"] == (
         "smoking on yard ended at 3.2 s; camera sink saw nothing, so whether handwash followed is unknown")
     (tmp_path / "bad.jsonl").write_text('{"event": "status"}\n\n[\n', encoding="utf-8")

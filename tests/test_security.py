@@ -22,7 +22,6 @@ from hypothesis.extra import numpy as hnp
 import edge
 from conftest import free_port
 import edge.engine.output
-import edge.engine.build
 import edge.sources
 import edge.engine.service
 from edge import pipeline

@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.events import GapEvent, PredictionEvent, StatusEvent
 from edge.records import Clip, Prediction, StageLatency
 from edge.sinks import (EventWriter, SinkError, VideoSink, WindowSink, check_writable, format_summary,
                         write_summary)
@@ -25,10 +26,27 @@ def _prediction(clip_index=0, num_classes=400):
                       wall_time="2024-05-01T12:00:00.000+02:00")
 
 
+class _Writer(EventWriter):
+    """An EventWriter fed with one camera's predictions and gaps, as its lane makes their events."""
+
+    def __init__(self, path, *, source_name="cam", model_name="resnet34-kinetics", untrained=True,
+                 include_scores=False, **options):
+        super().__init__(path, **options)
+        self.event_options = dict(camera=None, source=source_name, model=model_name, untrained=untrained,
+                                  include_scores=include_scores)
+
+    def write(self, prediction):
+        super().write(PredictionEvent.of(prediction, **self.event_options))
+
+    def write_gap(self, gap=None, *, after_frame=None, seconds=None, reason=None):
+        if gap is None:
+            from edge.sources import Gap
+            gap = Gap(after_frame_index=after_frame, seconds=seconds, reason=reason)
+        super().write(GapEvent.of(gap, camera=None, source=self.event_options["source"]))
+
+
 def _writer(path, **kwargs):
-    options = dict(source_name="cam", model_name="resnet34-kinetics", untrained=True, include_scores=False)
-    options.update(kwargs)
-    return EventWriter(path, **options)
+    return _Writer(path, **kwargs)
 
 
 def _lines(path):
@@ -98,6 +116,17 @@ def test_gap_line(tmp_path):
     assert gap["event"] == "gap" and gap["after_frame"] == 15 and gap["gap_s"] == 3.25
     assert gap["source"] == "cam" and gap["reason"] and gap["wall_time"]
     assert "event" not in events[0] and "event" not in events[2]
+
+
+def test_the_sink_writes_lines_and_not_status(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with EventWriter(path) as writer:
+        prediction = PredictionEvent.of(_prediction(0), camera="door", source="cam", model="m", untrained=False)
+        writer.handle(prediction.stamped("run-1"))
+        writer.handle(StatusEvent(camera="door", state="online", wall_time="t", run_id="run-1"))
+    [line] = _lines(path)
+    assert list(line) == DESIGN_KEYS + ["camera", "run_id"]
+    assert (line["camera"], line["run_id"]) == ("door", "run-1")
 
 
 def test_event_writer_refuses_an_unwritable_path(tmp_path):

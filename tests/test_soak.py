@@ -19,7 +19,6 @@ import openvino as ov
 import psutil
 import pytest
 
-import edge.engine.build
 import edge.sources
 from edge import pipeline
 from edge.config import load_config

@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from edge.sinks import Event, Sink, SinkError
+from edge.events import from_json_dict
+from edge.sinks import Sink, SinkError
 from edge.sinks.subtitles import SubtitleSink
 
 FPS = 25.0
@@ -63,14 +64,14 @@ def prediction(clip_index, start_frame, clip_len=16, label="washing hands", scor
               "untrained": untrained, "camera": camera, "run_id": "r1"}
     if gated:
         record.update(gated=True, label=None, score=None, top_k=[])
-    return Event("prediction", camera, record)
+    return from_json_dict(record)
 
 
 def activity(kind, ident, start_s, end_s=None, name="handwash", camera="main"):
-    return Event("activity", camera, {"event": "activity", "type": kind, "id": ident, "camera": camera,
-                                      "activity": name, "start_time_s": start_s, "end_time_s": end_s,
-                                      "duration_s": None, "peak_score": 0.9, "time_base": "media",
-                                      "wall_time": "2026-01-01T12:00:00.000+00:00", "run_id": "r1"})
+    return from_json_dict({"event": "activity", "type": kind, "id": ident, "camera": camera,
+                           "activity": name, "start_time_s": start_s, "end_time_s": end_s,
+                           "duration_s": None, "peak_score": 0.9, "time_base": "media",
+                           "wall_time": "2026-01-01T12:00:00.000+00:00", "run_id": "r1"})
 
 
 def write(path, events, **kwargs):
@@ -94,7 +95,7 @@ def test_batch_cues_are_the_clip_spans(tmp_path):
     cues = write(tmp_path / "a.vtt", events)
     assert len(cues) == 5
     for cue, event in zip(cues, events):
-        record = event.record
+        record = event.to_json_dict()
         assert cue["start"] == pytest.approx(record["start_time_s"], abs=5e-4)
         # until one frame after the clip's last frame, which is where the next clip starts
         assert cue["end"] == pytest.approx(record["end_time_s"] + 1 / FPS, abs=5e-4)
@@ -109,11 +110,11 @@ def test_rolling_cues_tile_without_overlap(tmp_path):
     cues = write(tmp_path / "a.vtt", events)
     assert [c["lines"][0] for c in cues] == [f"label{k} 0.87" for k in range(6)]
     for k, cue in enumerate(cues):
-        assert cue["start"] == pytest.approx(events[k].record["start_time_s"], abs=5e-4)
+        assert cue["start"] == pytest.approx(events[k].to_json_dict()["start_time_s"], abs=5e-4)
         if k + 1 < len(cues):  # until the next clip starts
-            assert cue["end"] == pytest.approx(events[k + 1].record["start_time_s"], abs=5e-4)
+            assert cue["end"] == pytest.approx(events[k + 1].to_json_dict()["start_time_s"], abs=5e-4)
             assert cue["end"] <= cues[k + 1]["start"]
-    assert cues[-1]["end"] == pytest.approx(events[-1].record["end_time_s"] + 1 / FPS, abs=5e-4)
+    assert cues[-1]["end"] == pytest.approx(events[-1].to_json_dict()["end_time_s"] + 1 / FPS, abs=5e-4)
 
 
 def test_gated_cue_says_still_and_untrained_is_tagged(tmp_path):
@@ -123,7 +124,7 @@ def test_gated_cue_says_still_and_untrained_is_tagged(tmp_path):
 
 
 def test_a_gap_ends_the_cue_at_its_own_last_frame(tmp_path):
-    events = [prediction(0, 0), Event("gap", "main", {"event": "gap"}), prediction(1, 400)]
+    events = [prediction(0, 0), from_json_dict({"event": "gap", "camera": "main"}), prediction(1, 400)]
     cues = write(tmp_path / "a.vtt", events)
     assert cues[0]["end"] == pytest.approx(15 / FPS + 1 / FPS, abs=5e-4)
     assert cues[1]["start"] == pytest.approx(400 / FPS, abs=5e-4)

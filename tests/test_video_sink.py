@@ -293,13 +293,13 @@ def test_a_process_that_exits_without_close_still_leaves_a_playable_file(tmp_pat
 
 
 def test_a_browser_plays_the_file_with_the_subtitles(tmp_path):
-    from edge.sinks import Event
+    from edge.events import from_json_dict
     from edge.sinks.subtitles import SubtitleSink
 
     _write(tmp_path / "annotated.mp4", [moving_shapes_frame(i, 640, 360) for i in range(50)], size=(640, 360))
     with SubtitleSink(tmp_path / "annotated.vtt") as track:
         for clip in range(3):
-            track.handle(Event("prediction", "main", {
+            track.handle(from_json_dict({
                 "clip_index": clip, "start_frame": 16 * clip, "end_frame": 16 * clip + 15,
                 "start_time_s": 0.64 * clip, "end_time_s": 0.64 * clip + 0.6, "label": "washing hands",
                 "score": 0.87, "untrained": clip == 2}))

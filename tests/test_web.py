@@ -20,7 +20,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 import edge
-from edge.sinks import Event, SinkError
+from edge.events import from_json_dict
+from edge.sinks import SinkError
 from edge.sinks.prometheus import PrometheusSink
 from edge.web import app as web
 from edge.web.app import HttpError, create_app, is_loopback, serve_http
@@ -511,7 +512,7 @@ def test_two_services_have_two_registries():
     one, two = ServiceDouble(("a",)), ServiceDouble(("a",))
     sink_one = PrometheusSink(one.registry, status=one.status, cameras=["a"])
     PrometheusSink(two.registry, status=two.status, cameras=["a"])
-    sink_one.handle(Event("prediction", "a", prediction_record("a", "x", 0.5)))
+    sink_one.handle(from_json_dict(prediction_record("a", "x", 0.5)))
     assert sink_one.clips.labels(camera="a")._value.get() == 1
     assert samples_of(create_and_scrape(two))[("edgehar_clips_total", frozenset({("camera", "a")}))] == 0
     with pytest.raises(ValueError):  # the same names twice on one registry is a programming error
@@ -527,8 +528,8 @@ def test_label_values_stay_bounded():
     registry = CollectorRegistry()
     sink = PrometheusSink(registry, cameras=["sink"], rules=["wash-20s"])
     for index in range(50):
-        sink.handle(Event("prediction", f"intruder{index}", prediction_record(f"intruder{index}", "x", 0.5)))
-        sink.handle(Event("check", "sink", check_record("sink", f"rule{index}", True)))
+        sink.handle(from_json_dict(prediction_record(f"intruder{index}", "x", 0.5)))
+        sink.handle(from_json_dict(check_record("sink", f"rule{index}", True)))
     samples = samples_of(generate(registry))
     cameras = {dict(items)["camera"] for name, items in samples if name == "edgehar_clips_total"}
     rules = {dict(items)["rule"] for name, items in samples if name == "edgehar_checks_total"}
@@ -545,7 +546,7 @@ def test_undeclared_labels_are_capped():
     registry = CollectorRegistry()
     sink = PrometheusSink(registry)  # nothing declared: the first 64 values, then "other"
     for index in range(100):
-        sink.handle(Event("gap", f"cam{index}", gap_record(f"cam{index}")))
+        sink.handle(from_json_dict(gap_record(f"cam{index}")))
     cameras = {dict(items)["camera"] for name, items in samples_of(generate(registry))
                if name == "edgehar_reconnects_total"}
     assert len(cameras) == 65 and "other" in cameras
@@ -577,9 +578,9 @@ def test_the_sink_takes_cameras_rules_and_status_from_the_service():
     service.config = SimpleNamespace(cameras={"sink": object(), "yard": object()},
                                      rules=[SimpleNamespace(name="wash-20s")])
     sink = PrometheusSink(service.registry, service=service)
-    sink.handle(Event("check", "yard", check_record("yard", "wash-20s", False)))
-    sink.handle(Event("check", "yard", check_record("yard", "made-up", True)))
-    sink.handle(Event("gap", "nowhere", gap_record("nowhere")))
+    sink.handle(from_json_dict(check_record("yard", "wash-20s", False)))
+    sink.handle(from_json_dict(check_record("yard", "made-up", True)))
+    sink.handle(from_json_dict(gap_record("nowhere")))
     samples = samples_of(generate(service.registry))
     assert {dict(items)["camera"] for name, items in samples if name == "edgehar_camera_up"} == {"sink", "yard"}
     assert {dict(items)["camera"] for name, items in samples if name == "edgehar_reconnects_total"} == \

@@ -67,7 +67,7 @@ def performance_hint(config) -> str:
     return "latency" if len(cameras) == 1 and cameras[0].live else "throughput"
 
 
-def compile_model(config, run_id: str, on_inferred=None) -> Model:
+def compile_model(config, on_inferred=None) -> Model:
     """Load and compile the model once for all cameras; its scheduler; the check engine."""
     from edge.models import default_model_path, load_model
     from edge.runtime import compile_model as compile_loaded
@@ -88,7 +88,7 @@ def compile_model(config, run_id: str, on_inferred=None) -> Model:
     if config.rules or any(camera.activities for camera in config.cameras.values()):
         from edge.checks import CheckEngine, time_bases
 
-        checks = CheckEngine(config.rules, time_bases(config), run_id=run_id)
+        checks = CheckEngine(config.rules, time_bases(config))
     return Model(classifier, scheduler, hint, checks)
 
 
@@ -103,9 +103,7 @@ def build_lane(camera, *, source, health: Health, model: Model, emit, run_id: st
     source_name = source.name if source is not None else str(camera.source)
     if source is not None:
         if output.events:
-            sinks.append(EventWriter(output.events, source_name=source.name, model_name=model_name,
-                                     untrained=info.untrained, include_scores=output.include_scores,
-                                     overwrite=output.overwrite))
+            sinks.append(EventWriter(output.events, overwrite=output.overwrite))
         if output.subtitles:
             sinks.append(SubtitleSink(output.subtitles, camera=camera.name))
         if output.video:
@@ -125,8 +123,8 @@ def build_lane(camera, *, source, health: Health, model: Model, emit, run_id: st
     reporter = Reporter(camera.name, source_name=source_name,
                         postprocessor=Postprocessor(list(info.labels), top_k=post.top_k,
                                                     smoothing=str(post.smoothing), threshold=post.threshold),
-                        metrics=metrics, monitor=_monitor(camera, info.labels, model.checks, run_id), emit=emit,
-                        run_id=run_id, model_name=model_name, untrained=info.untrained,
+                        metrics=metrics, monitor=_monitor(camera, info.labels, model.checks), emit=emit,
+                        model_name=model_name, untrained=info.untrained,
                         include_scores=output.include_scores, live=camera.live,
                         keep_predictions=keep_predictions)
     lane_input = LaneInput(source, health, metrics, inbox.put, live=camera.live) if source is not None else None
@@ -142,7 +140,7 @@ def build_lane(camera, *, source, health: Health, model: Model, emit, run_id: st
                          metrics=metrics, overlay_state=lambda: lane.overlay_state(),
                          labelled_up_to=reporter.labelled_up_to, on_quit=lambda: lane.request_stop())
     lane = Lane(camera, health=health, input=lane_input, clips=clips, reporter=reporter, output=frames,
-                sinks=sinks, emit=emit, metrics=metrics, inbox=inbox)
+                sinks=sinks, emit=emit, metrics=metrics, inbox=inbox, run_id=run_id)
     model.scheduler.register(camera.name, lane.live, inbox.put)
     return lane
 
@@ -158,15 +156,14 @@ def _waiting_clips(camera, scheduler: Scheduler, fps: float | None) -> int:
     return math.ceil(frames / sampling.stride)
 
 
-def _monitor(camera, labels, checks, run_id: str):
+def _monitor(camera, labels, checks):
     """The camera's activities and checks (one ``CameraMonitor``), or None when it has no activities."""
     if not camera.activities:
         return None
     from edge.activities import ActivityTracker
     from edge.checks import CameraMonitor
 
-    return CameraMonitor(ActivityTracker(camera.name, camera.activities, labels, camera.time_base,
-                                         run_id=run_id), checks)
+    return CameraMonitor(ActivityTracker(camera.name, camera.activities, labels, camera.time_base), checks)
 
 
 def check_model_matches(camera, info) -> None:

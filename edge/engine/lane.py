@@ -35,7 +35,7 @@ from edge.overlay import overlay_state
 from edge.postprocess import now_iso
 from edge.preprocess import IMPLEMENTATION
 from edge.records import Frame
-from edge.sinks import Event
+from edge.events import CheckEvent, StatusEvent
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Lane:
     """
 
     def __init__(self, camera, *, health: Health, input: LaneInput | None, clips: ClipStage, reporter: Reporter,
-                 output: FrameOutput, sinks=(), emit, metrics: Metrics, inbox: queue.Queue) -> None:
+                 output: FrameOutput, sinks=(), emit, metrics: Metrics, inbox: queue.Queue, run_id: str) -> None:
         self.camera = camera
         self.name = camera.name
         self.health = health
@@ -59,6 +59,7 @@ class Lane:
         self.sinks = list(sinks)
         self.metrics = metrics
         self.inbox = inbox
+        self.run_id = run_id  # for the summary; events are stamped by the service's emit
         self.live = bool(camera.live)
         self.source_name = reporter.source_name
         self._emit = emit
@@ -120,9 +121,7 @@ class Lane:
         return self.done
 
     def _on_health(self, state: CameraState, reason: str | None) -> None:
-        self._emit(Event("status", self.name, {"event": "status", "camera": self.name, "state": state.value,
-                                               "reason": reason, "wall_time": now_iso(),
-                                               "run_id": self.reporter.run_id}))
+        self._emit(StatusEvent(camera=self.name, state=state.value, reason=reason, wall_time=now_iso()))
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -260,7 +259,7 @@ class Lane:
             "gated_clips": self.reporter.gated_clips,
             "dropped_frames": health.dropped,
             "reconnects": health.reconnects,
-            "prediction": self.reporter.latest_record,
+            "prediction": None if self.reporter.latest_event is None else self.reporter.latest_event.to_json_dict(),
             "activity": self.reporter.activity_status(),
         }
 
@@ -274,7 +273,7 @@ class Lane:
         sampler = self.clips.sampler
         source = self.source
         return CameraSummary(
-            camera=self.name, run_id=self.reporter.run_id, source=self.source_name, state=self.health.state.value,
+            camera=self.name, run_id=self.run_id, source=self.source_name, state=self.health.state.value,
             state_reason=self.health.reason, mode=sampler.mode, clip_len=sampler.clip_len,
             frame_step=sampler.frame_step, stride=sampler.stride,
             preprocess_implementation=IMPLEMENTATION, frames=snapshot["frames"], clips=snapshot["clips"],
@@ -289,8 +288,8 @@ class Lane:
     def predictions(self):
         return self.reporter.predictions
 
-    def note_check(self, record: dict) -> None:
-        self.reporter.note_check(record)
+    def note_check(self, event: CheckEvent) -> None:
+        self.reporter.note_check(event)
 
 
 def needs_pictures(camera) -> bool:

@@ -14,13 +14,13 @@ import logging
 import time
 from dataclasses import replace
 
+from edge.activities import current_activity
 from edge.engine.clips import GATED, PendingClip
 from edge.engine.scheduler import FAILED, SKIPPED, Outcome
+from edge.events import CheckEvent, Event, GapEvent, PredictionEvent
 from edge.metrics import Metrics
 from edge.postprocess import Postprocessor, now_iso
 from edge.records import Prediction, StageLatency
-from edge.sinks import Event
-from edge.sinks.jsonl import event_record, gap_record, gated_record
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +32,20 @@ class Reporter:
     ``status_fields``/``alert``, which any thread may call)."""
 
     def __init__(self, camera: str, *, source_name: str, postprocessor: Postprocessor, metrics: Metrics,
-                 monitor, emit, run_id: str, model_name: str, untrained: bool, include_scores: bool,
+                 monitor, emit, model_name: str, untrained: bool, include_scores: bool,
                  live: bool, keep_predictions: bool = False) -> None:
         self.camera = camera
         self.source_name = source_name
         self.postprocessor = postprocessor
         self.metrics = metrics
         self.monitor = monitor
-        self._emit_event = emit
-        self.run_id = run_id
+        self._emit = emit  # the service's: routes the event and returns it stamped with the run's id
         self.model_name = model_name
         self.untrained = untrained
         self.include_scores = include_scores
         self.live = live
         self.latest: Prediction | None = None
-        self.latest_record: dict | None = None
+        self.latest_event: PredictionEvent | None = None
         self.latest_gated = False
         self.gated_clips = 0
         self.predictions: list[Prediction] | None = [] if keep_predictions else None
@@ -70,8 +69,8 @@ class Reporter:
             probabilities = None
             done_ns = time.perf_counter_ns()
             latency = StageLatency(entry.preprocess_ms, None, None, (done_ns - entry.ready_ns) / 1e6)
-            record = gated_record(clip, latency, source_name=self.source_name, model_name=self.model_name,
-                                  untrained=self.untrained)
+            event = PredictionEvent.gated_clip(clip, latency, camera=self.camera, source=self.source_name,
+                                               model=self.model_name, untrained=self.untrained)
         else:
             prediction = self.postprocessor(clip, outcome.logits)
             done_ns = time.perf_counter_ns()
@@ -86,24 +85,25 @@ class Reporter:
             if self.predictions is not None:
                 self.predictions.append(prediction)
             probabilities = prediction.probabilities
-            record = event_record(prediction, source_name=self.source_name, model_name=self.model_name,
-                                  untrained=self.untrained, include_scores=self.include_scores)
+            event = PredictionEvent.of(prediction, camera=self.camera, source=self.source_name,
+                                       model=self.model_name, untrained=self.untrained,
+                                       include_scores=self.include_scores)
         self.metrics.count_clip()
-        self.latest_record = self._emit("prediction", record)
+        self.latest_event = self._emit(event)
         if self.monitor is not None:  # activities, then the checks they settle, in the order replay uses
-            self._report(self.monitor.on_prediction(record, probabilities))
+            self._report(self.monitor.on_prediction(event, probabilities))
 
     def labelled_up_to(self) -> int:
         """The newest source frame index that has a label (-1 before the first)."""
-        record = self.latest_record
-        return -1 if record is None else int(record["end_frame"])
+        event = self.latest_event
+        return -1 if event is None else int(event.end_frame)
 
     # -- gaps, clock, end ----------------------------------------------------------------------
 
     def on_gap(self, gap) -> None:
-        record = self._emit("gap", gap_record(gap, source_name=self.source_name))
+        event = self._emit(GapEvent.of(gap, camera=self.camera, source=self.source_name))
         if self.monitor is not None:
-            self._report(self.monitor.on_gap(record))
+            self._report(self.monitor.on_gap(event))
 
     def next_deadline(self) -> float | None:
         """When a live camera's pending check deadline falls due (Unix seconds), if any."""
@@ -118,10 +118,10 @@ class Reporter:
         if self.monitor is not None:
             self._report(self.monitor.on_end(now_iso()))
 
-    def note_check(self, record: dict) -> None:
+    def note_check(self, event: CheckEvent) -> None:
         """The service routes this camera's checks here: a failure shows on the overlay for a while."""
-        if record.get("passed") is False:
-            self._alert = (f"FAILED {record.get('rule')}: {record.get('reason', '')}", time.monotonic())
+        if event.passed is False:
+            self._alert = (f"FAILED {event.rule}: {event.reason}", time.monotonic())
 
     # -- what the overlay and the status read ----------------------------------------------
 
@@ -131,19 +131,20 @@ class Reporter:
         return None
 
     def current_activity(self) -> tuple[str, float] | None:
-        """(activity, seconds it has run) of the open segment, for the overlay."""
-        segment = self.monitor.tracker.current_segment if self.monitor is not None else None
-        if segment is None or self.monitor.last_time is None:
+        """(activity, seconds it has run) of the camera's current activity, for the overlay."""
+        current = current_activity(self.monitor.tracker if self.monitor is not None else None)
+        if current is None or self.monitor.last_time is None:
             return None
-        return segment["activity"], max(0.0, self.monitor.last_time - segment["start_time_s"])
+        return current.activity, max(0.0, self.monitor.last_time - current.start_time_s)
 
     def activity_status(self) -> dict | None:
-        segment = self.monitor.tracker.current_segment if self.monitor is not None else None
-        if segment is None:
+        """The camera's current activity for /api/status (the same one the overlay and MQTT show)."""
+        current = current_activity(self.monitor.tracker if self.monitor is not None else None)
+        if current is None:
             return None
         now = time.time() if self.live else (self.monitor.last_time or 0.0)
-        return {"activity": segment["activity"], "id": segment["id"], "since_s": segment["start_time_s"],
-                "time_base": self.monitor.time_base, "duration_s": max(0.0, now - segment["start_time_s"])}
+        return {"activity": current.activity, "id": current.id, "since_s": current.start_time_s,
+                "time_base": self.monitor.time_base, "duration_s": max(0.0, now - current.start_time_s)}
 
     # -- out -----------------------------------------------------------------------------------
 
@@ -151,16 +152,10 @@ class Reporter:
         log.warning(message)
         self.warnings.append(message)
 
-    def _report(self, records) -> None:
-        """Activity and check records from the monitor, in order."""
-        for record in records:
-            self._emit(record["event"], record)
-
-    def _emit(self, kind: str, record: dict) -> dict:
-        record.setdefault("camera", self.camera)
-        record["run_id"] = self.run_id
-        self._emit_event(Event(kind, record["camera"], record))
-        return record
+    def _report(self, events: list[Event]) -> None:
+        """Activity and check events (and current-activity changes) from the monitor, in order."""
+        for event in events:
+            self._emit(event)
 
 
 __all__ = ["ALERT_SECONDS", "Reporter"]

@@ -10,7 +10,8 @@ the config into objects) → start them → keep house on the calling thread
 sink → write each camera's summary. In ``serve`` a live camera never gives up:
 after its quick reconnection attempts it stays ``offline`` and keeps trying.
 
-Events from every lane go through ``emit``: to that camera's own sinks
+Events from every lane (``edge.events``) go through ``emit``, which stamps them
+with the run's id (the one place it is set): to that camera's own sinks
 (events.jsonl, subtitles), to the side systems subscribed with ``subscribe``
 (MQTT, Prometheus, the web page), and into a short history for ``/api/events``.
 """
@@ -33,7 +34,8 @@ from edge.engine.summary import ModelSummary
 from edge.engine.terminal import Terminal
 from edge.health import CameraState
 from edge.records import Prediction
-from edge.sinks import Event, Sink, check_writable, write_summary
+from edge.events import Event
+from edge.sinks import Sink, check_writable, write_summary
 from edge.systemd import Watchdog, notify
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,7 @@ class Service:
         self.hubs: dict[str, FrameHub] = {}
         self._sinks: list[Sink] = []
         self._camera_sinks: dict[str, list[Sink]] = {}
-        self._recent: deque[dict] = deque(maxlen=RECENT_EVENTS)
+        self._recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self._lock = threading.Lock()
         self.model: build.Model | None = None
         self.ready = False
@@ -103,20 +105,23 @@ class Service:
         with self._lock:
             self._sinks.append(sink)
 
-    def emit(self, event: Event) -> None:
-        """Route one lane's event: that camera's sinks, the side systems, the recent history."""
+    def emit(self, event: Event) -> Event:
+        """Route one lane's event, stamped with the run's id: that camera's sinks, the side systems, the
+        recent history. Returns the stamped event."""
+        event = event.stamped(self.run_id)
         if event.kind == "check":
             lane = self.lanes.get(event.camera)
             if lane is not None:
-                lane.note_check(event.record)
-        if event.kind not in ("status", "prediction"):
+                lane.note_check(event)
+        if event.kind in ("activity", "check", "gap"):
             with self._lock:
-                self._recent.append(event.record)
+                self._recent.append(event)
         for sink in (*self._camera_sinks.get(event.camera, ()), *self._sinks):
             try:
                 sink.handle(event)
             except Exception as error:  # one broken side system must not stop a camera
                 log.error("%s: %s failed on a %s event: %s", event.camera, type(sink).__name__, event.kind, error)
+        return event
 
     def status(self) -> dict:
         """The service for /api/status, the page and the metrics (any thread)."""
@@ -130,9 +135,10 @@ class Service:
         return {"run_id": self.run_id, "mode": self.mode, "ready": ready, "model": model, "cameras": cameras}
 
     def recent_events(self, limit: int) -> list[dict]:
-        """The latest activity, check and gap events, newest last."""
+        """The latest activity, check and gap events (their events.jsonl objects), newest last."""
         with self._lock:
-            return list(self._recent)[-max(0, int(limit)):] if limit > 0 else []
+            recent = list(self._recent)[-max(0, int(limit)):] if limit > 0 else []
+        return [event.to_json_dict() for event in recent]
 
     def frames(self, camera: str) -> FrameHub | None:
         return self.hubs.get(camera)
@@ -157,7 +163,7 @@ class Service:
         sources, healths = build.open_sources(self.config, give_up=self.mode == "run",
                                               single_run=len(self.config.cameras) == 1 and self.mode == "run")
         try:
-            self.model = build.compile_model(self.config, self.run_id, on_inferred=self._on_inferred)
+            self.model = build.compile_model(self.config, on_inferred=self._on_inferred)
             self._start_side_systems()
             for name, camera in self.config.cameras.items():
                 self.lanes[name] = build.build_lane(

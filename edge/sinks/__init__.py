@@ -1,9 +1,9 @@
-"""Where results go. Every side system is a sink of the same ``Event`` stream.
+"""Where results go. Every side system is a sink of the same event stream.
 
-A lane turns each prediction, stream gap, activity and check into an ``Event``
-whose ``record`` is exactly the JSON object written to ``events.jsonl``; the
-JSONL writer, the subtitles, MQTT, the HTTP page and the Prometheus metrics all
-``handle`` the same events. A sink never stalls a lane: what must arrive is
+A lane reports each prediction, stream gap, state change, activity and check as
+a typed event (``edge.events``); the JSONL writer, the subtitles, MQTT, the HTTP
+page and the Prometheus metrics all ``handle`` the same events, and those that
+need JSON take the event's one ``to_json_dict()``. A sink never stalls a lane: what must arrive is
 spooled, what may be dropped (viewers) is dropped and counted.
 
 Modules: ``jsonl`` (events.jsonl), ``video`` (the annotated H.264 video),
@@ -16,25 +16,18 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+from edge.events import Event
 
 EVENT_KINDS = ("prediction", "gap", "activity", "check", "status")
 
 
-@dataclass(frozen=True)
-class Event:
-    """One thing a lane reports: ``kind`` (see ``EVENT_KINDS``), its camera, and the JSON object itself."""
-
-    kind: str
-    camera: str
-    record: dict
-
-
 @runtime_checkable
 class Sink(Protocol):
-    """Receives every ``Event`` of the cameras it is subscribed to; ``handle`` must return quickly."""
+    """Receives every event (``edge.events``) of the cameras it is subscribed to; ``handle`` must return
+    quickly and ignore kinds it does not know."""
 
     def handle(self, event: Event) -> None: ...
 
@@ -79,11 +72,11 @@ def check_writable(path, *, input_path=None) -> Path:
 
 
 
-from edge.sinks.jsonl import EventWriter, event_record  # noqa: E402  (re-exported)
+from edge.sinks.jsonl import EventWriter  # noqa: E402  (re-exported)
 from edge.sinks.subtitles import SubtitleSink  # noqa: E402
 from edge.sinks.summary import format_summary, write_summary  # noqa: E402
 from edge.sinks.video import VideoSink  # noqa: E402
 from edge.sinks.window import WindowSink  # noqa: E402
 
 __all__ = ["EVENT_KINDS", "Event", "EventWriter", "Sink", "SinkError", "SubtitleSink", "VideoSink", "WindowSink",
-           "check_writable", "event_record", "format_summary", "write_summary"]
+           "check_writable", "format_summary", "write_summary"]

@@ -4,7 +4,7 @@ Topics (``{prefix}`` is ``mqtt.topic_prefix``, default ``edge-har``)::
 
     {prefix}/available            retained  online | offline (the last will; also sent on a clean stop)
     {prefix}/{camera}/status      retained  starting | online | reconnecting | offline | finished
-    {prefix}/{camera}/activity    retained  the current activity name, or none
+    {prefix}/{camera}/activity    retained  the current activity name, or none (``CurrentActivity`` events)
     {prefix}/rules/{rule}/state   retained  ON while the rule's last check (on any camera) failed, else OFF
     {prefix}/events               QoS 1     activity events, the events.jsonl object
     {prefix}/checks               QoS 1     check events, the events.jsonl object
@@ -47,7 +47,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge import __version__
-from edge.sinks import Event, SinkError
+from edge.events import CheckEvent, Event
+from edge.sinks import SinkError
 from edge.sinks.spool import Spool
 
 if TYPE_CHECKING:
@@ -115,7 +116,6 @@ class MqttSink:
         # Retained state, as last published (guarded by _state_lock).
         self._state_lock = threading.Lock()
         self._camera_status: dict[str, str] = {camera: "starting" for camera in self.cameras}
-        self._open_activities: dict[str, dict[object, tuple[str, float]]] = {c: {} for c in self.cameras}
         self._camera_activity: dict[str, str] = {camera: "none" for camera in self.cameras}
         self._rule_results: dict[str, dict[str, bool]] = {rule: {} for rule in self.rules}
 
@@ -198,46 +198,38 @@ class MqttSink:
         try:
             if event.kind in ("activity", "check"):
                 topic = self.events_topic if event.kind == "activity" else self.checks_topic
-                if self.spool.append(topic, event.record) is not None and not self.connected:
+                if self.spool.append(topic, event.to_json_dict()) is not None and not self.connected:
                     with self._count_lock:
                         self.spooled += 1
                 self._wake.set()
-                if event.kind == "activity":
-                    self._on_activity(event.camera, event.record)
-                else:
-                    self._on_check(event.camera, event.record)
+                if event.kind == "check":
+                    self._on_check(event)
+            elif event.kind == "current_activity":
+                self._on_current_activity(event.camera, event.activity or "none")
             elif event.kind == "status":
-                state = str(event.record.get("state"))
+                state = str(event.state)
                 with self._state_lock:
                     if self._camera_status.get(event.camera) != state:
                         self._camera_status[event.camera] = state
-                        self._open_activities.setdefault(event.camera, {})
                         self._camera_activity.setdefault(event.camera, "none")
                         self._publish_state(f"{self.prefix}/{topic_part(event.camera)}/status", state)
             elif event.kind == "prediction" and self.settings.predictions and self.connected:
                 self.client.publish(f"{self.prefix}/{topic_part(event.camera)}/prediction",
-                                    _json(event.record), qos=0)
+                                    _json(event.to_json_dict()), qos=0)
         except Exception as error:  # noqa: BLE001  (a lane must never fail because of MQTT)
             with self._count_lock:
                 self.handle_errors += 1
             log.error("mqtt: could not take a %s event of camera %s: %s", event.kind, event.camera, error)
 
-    def _on_activity(self, camera: str, record: dict) -> None:
-        segment_id = record.get("id")
+    def _on_current_activity(self, camera: str, current: str) -> None:
+        """The camera's current activity as its monitor decided it (``edge.activities.current_activity``)."""
         with self._state_lock:
-            open_segments = self._open_activities.setdefault(camera, {})
-            if record.get("type") == "end":
-                open_segments.pop(segment_id, None)
-            else:
-                open_segments[segment_id] = (str(record.get("activity")), float(record.get("peak_score") or 0.0))
-            current = max(open_segments.values(), key=lambda item: item[1])[0] if open_segments else "none"
             if self._camera_activity.get(camera) != current:
                 self._camera_activity[camera] = current
                 self._publish_state(f"{self.prefix}/{topic_part(camera)}/activity", current)
 
-    def _on_check(self, camera: str, record: dict) -> None:
-        passed = record.get("passed")
-        rule = str(record.get("rule"))
+    def _on_check(self, event: CheckEvent) -> None:
+        camera, passed, rule = event.camera, event.passed, str(event.rule)
         if passed is None:   # a deadline still pending when a file ended: no judgement
             return
         with self._state_lock:

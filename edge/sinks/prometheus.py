@@ -39,7 +39,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 import edge
-from edge.sinks import Event
+from edge.events import Event
 
 PREFIX = "edgehar"
 MAX_LABEL_VALUES = 64
@@ -122,18 +122,17 @@ class PrometheusSink:
     def handle(self, event: Event) -> None:
         """Count one event; O(1), never blocks beyond prometheus_client's own lock."""
         camera = self._camera(event.camera)
-        record = event.record
         if event.kind == "prediction":
             self.clips.labels(camera=camera).inc()
-            if record.get("gated"):
+            if event.gated:
                 self.gated_clips.labels(camera=camera).inc()
                 return
-            infer_ms = (record.get("latency_ms") or {}).get("infer")
+            infer_ms = event.latency_ms.infer
             if isinstance(infer_ms, (int, float)) and math.isfinite(infer_ms) and infer_ms >= 0:
                 self.inference_seconds.labels(camera=camera).observe(infer_ms / 1000.0)
         elif event.kind == "check":
-            passed = PASSED_VALUES.get(record.get("passed"), "null")
-            self.checks.labels(camera=camera, rule=self._rule(record.get("rule")), passed=passed).inc()
+            passed = PASSED_VALUES.get(event.passed, "null")
+            self.checks.labels(camera=camera, rule=self._rule(event.rule), passed=passed).inc()
         elif event.kind == "gap":
             self.reconnects.labels(camera=camera).inc()
 

@@ -6,7 +6,7 @@ One cue per prediction, top left (``line:0 position:0% align:start``)::
     handwash 12 s               ← the open activities, once activity events have been seen
     (untrained demo model)      ← when the model is the untrained demo
 
-Cue times are media time, taken from the prediction records. A clip's label
+Cue times are media time, taken from the prediction events. A clip's label
 shows from its first frame (``start_time_s``) until the next clip's first
 frame, or until one frame after its own last frame (``end_time_s``) if the
 next clip starts later (a gap, or the end). So cues tile the timeline and never
@@ -23,8 +23,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from edge.events import ActivityEvent, Event, PredictionEvent
 from edge.overlay import UNTRAINED_TAG
-from edge.sinks import Event, SinkError, check_writable
+from edge.sinks import SinkError, check_writable
 
 CUE_SETTINGS = "line:0 position:0% align:start"
 STILL = "still"
@@ -46,10 +47,10 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _frame_s(record: dict) -> float:
-    """One source frame's duration, from the record's own frame and time span."""
-    frames = record["end_frame"] - record["start_frame"]
-    span = record["end_time_s"] - record["start_time_s"]
+def _frame_s(event: PredictionEvent) -> float:
+    """One source frame's duration, from the clip's own frame and time span."""
+    frames = event.end_frame - event.start_frame
+    span = event.end_time_s - event.start_time_s
     return span / frames if frames > 0 and span > 0 else DEFAULT_FRAME_S
 
 
@@ -61,7 +62,7 @@ class _Cue:
     end_time_s: float          # the clip's last frame (activity durations are measured to here)
     label_line: str
     untrained: bool
-    activities: dict = field(default_factory=dict)   # id → activity record, open while this clip was judged
+    activities: dict = field(default_factory=dict)   # id → ActivityEvent, open while this clip was judged
 
 
 class SubtitleSink:
@@ -79,7 +80,7 @@ class SubtitleSink:
         self.cues_written = 0
         self._lock = threading.Lock()
         self._pending: _Cue | None = None
-        self._open_activities: dict = {}   # id → latest start/update record
+        self._open_activities: dict = {}   # id → latest start/update ActivityEvent
         self._seen_activity = False
         self._last_end_s = 0.0
         try:
@@ -96,9 +97,9 @@ class SubtitleSink:
             if self._file is None:
                 return
             if event.kind == "prediction":
-                self._on_prediction(event.record)
+                self._on_prediction(event)
             elif event.kind == "activity":
-                self._on_activity(event.record)
+                self._on_activity(event)
             elif event.kind == "gap":
                 self._flush(None)
 
@@ -121,22 +122,22 @@ class SubtitleSink:
 
     # ----------------------------------------------------------------------- internals
 
-    def _on_prediction(self, record: dict) -> None:
-        start = float(record["start_time_s"])
+    def _on_prediction(self, event: PredictionEvent) -> None:
+        start = float(event.start_time_s)
         self._flush(start)
-        if record.get("gated") or record.get("label") is None:
+        if event.gated or event.label is None:
             label_line = STILL
         else:
-            label_line = f"{record['label']} {float(record['score']):.2f}"
-        end = float(record["end_time_s"])
-        self._pending = _Cue(clip_index=int(record["clip_index"]), start_s=max(start, self._last_end_s),
-                             last_frame_end_s=end + _frame_s(record), end_time_s=end, label_line=label_line,
-                             untrained=bool(record.get("untrained")), activities=dict(self._open_activities))
+            label_line = f"{event.label} {float(event.score):.2f}"
+        end = float(event.end_time_s)
+        self._pending = _Cue(clip_index=int(event.clip_index), start_s=max(start, self._last_end_s),
+                             last_frame_end_s=end + _frame_s(event), end_time_s=end, label_line=label_line,
+                             untrained=bool(event.untrained), activities=dict(self._open_activities))
 
-    def _on_activity(self, record: dict) -> None:
+    def _on_activity(self, record: ActivityEvent) -> None:
         self._seen_activity = True
-        key = record.get("id")
-        if record.get("type") == "end":
+        key = record.id
+        if record.type == "end":
             self._open_activities.pop(key, None)
             # The clip being judged when the segment ended still showed it: keep it on the pending cue,
             # with its final numbers.
@@ -152,13 +153,13 @@ class SubtitleSink:
             return None
         parts = []
         for record in cue.activities.values():
-            if record.get("time_base", "media") == "media" and record.get("start_time_s") is not None:
-                duration = max(0.0, cue.end_time_s - float(record["start_time_s"]))
-                if record.get("end_time_s") is not None:
-                    duration = min(duration, float(record["end_time_s"]) - float(record["start_time_s"]))
+            if (record.time_base or "media") == "media" and record.start_time_s is not None:
+                duration = max(0.0, cue.end_time_s - float(record.start_time_s))
+                if record.end_time_s is not None:
+                    duration = min(duration, float(record.end_time_s) - float(record.start_time_s))
             else:  # wall-clock segments: the tracker's own latest figure
-                duration = float(record.get("duration_s") or 0.0)
-            parts.append(f"{record['activity']} {duration:.0f} s")
+                duration = float(record.duration_s or 0.0)
+            parts.append(f"{record.activity} {duration:.0f} s")
         return ", ".join(parts) if parts else NO_ACTIVITY
 
     def _flush(self, next_start_s: float | None) -> None:

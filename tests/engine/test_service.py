@@ -212,7 +212,7 @@ def test_serve_keeps_running_after_its_files_end_until_stopped(demo_xml, compile
     worker = threading.Thread(target=lambda: outcome.setdefault("result", service.run()))
     worker.start()
     try:
-        assert watcher.wait_for(lambda events: any(e.kind == "status" and e.record["state"] == "finished"
+        assert watcher.wait_for(lambda events: any(e.kind == "status" and e.state == "finished"
                                                    for e in events))
         assert worker.is_alive()  # the file ended; serve is still up
         assert service.status()["cameras"]["only"]["state"] == "finished"
@@ -221,7 +221,7 @@ def test_serve_keeps_running_after_its_files_end_until_stopped(demo_xml, compile
         worker.join(60)
     assert outcome["result"].exit_code == 0
     assert outcome["result"].summary["state"] == "finished"
-    assert [e.record["clip_index"] for e in watcher.events if e.kind == "prediction"] == [0, 1]
+    assert [e.clip_index for e in watcher.events if e.kind == "prediction"] == [0, 1]
     assert len(read_lines(tmp_path / "only.jsonl")) == 2
 
 
@@ -255,17 +255,17 @@ def test_an_rtsp_camera_beside_a_file_reconnects_when_its_server_restarts(demo_x
         server.stop()
         server.start()
         assert watcher.wait_for(lambda events: entrance("gap") and
-                                any(e.record["clip_index"] > 0 for e in entrance("prediction")
+                                any(e.clip_index > 0 for e in entrance("prediction")
                                     if watcher.events.index(e) > watcher.events.index(entrance("gap")[0])))
         assert watcher.wait_for(lambda events: any(e.camera == "door" and e.kind == "status"
-                                                   and e.record["state"] == "finished" for e in events))
+                                                   and e.state == "finished" for e in events))
     finally:
         stop.request()
         worker.join(60)
-    states = [e.record["state"] for e in watcher.events if e.camera == "entrance" and e.kind == "status"]
+    states = [e.state for e in watcher.events if e.camera == "entrance" and e.kind == "status"]
     changes = [state for number, state in enumerate(states) if number == 0 or state != states[number - 1]]
     assert "reconnecting" in changes and changes[changes.index("reconnecting") + 1] == "online", states
-    door = [e.record["clip_index"] for e in watcher.events if e.camera == "door" and e.kind == "prediction"]
+    door = [e.clip_index for e in watcher.events if e.camera == "door" and e.kind == "prediction"]
     assert door == list(range(13))  # 200 frames in batch mode: every clip, in order
 
 
@@ -298,20 +298,20 @@ def test_serve_a_live_camera_away_longer_than_its_quick_attempts_comes_back(demo
         assert watcher.wait_for(lambda events: len(kinds("prediction")) >= 1)
         server.stop()
         # Out of quick attempts: offline, still trying (every max_delay_s), the service still up.
-        assert watcher.wait_for(lambda events: any(e.record["state"] == "offline" for e in kinds("status")))
-        offline = next(e for e in kinds("status") if e.record["state"] == "offline")
-        assert "retrying every 0.3 s" in offline.record["reason"]
+        assert watcher.wait_for(lambda events: any(e.state == "offline" for e in kinds("status")))
+        offline = next(e for e in kinds("status") if e.state == "offline")
+        assert "retrying every 0.3 s" in offline.reason
         assert worker.is_alive() and service.status()["cameras"]["yard"]["state"] == "offline"
         ffmpeg_stream(clip, port=server.port)  # the camera is back after its "reboot"
         assert watcher.wait_for(lambda events: kinds("gap") and any(
-            e.record["state"] == "online" for e in kinds("status")[kinds("status").index(offline):]))
+            e.state == "online" for e in kinds("status")[kinds("status").index(offline):]))
         gap = kinds("gap")[0]
         assert watcher.wait_for(lambda events: any(watcher.events.index(e) > watcher.events.index(gap)
                                                    for e in kinds("prediction")))
     finally:
         stop.request()
         worker.join(60)
-    states = [e.record["state"] for e in kinds("status")]
+    states = [e.state for e in kinds("status")]
     assert states[:2] == ["starting", "online"] and states[-1] == "finished"
     assert all(a != b for a, b in zip(states, states[1:])), states  # one event per transition
     assert "offline" in states and states[states.index("offline") + 1] == "online"

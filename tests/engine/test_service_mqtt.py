@@ -10,6 +10,7 @@ order, none twice.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -43,7 +44,7 @@ class BrokerOutage:
             self.broker.stop()
             self.state = "down"
         if self.state == "down":
-            self.during.append(event.record)
+            self.during.append(event.to_json_dict())
             if len(self.during) >= self.after:
                 self.broker.start()
                 self.state = "back"
@@ -108,6 +109,102 @@ def test_events_and_checks_reach_mqtt_in_order_across_a_broker_restart(tmp_path,
                                                 for topic, _, _ in c.messages))
         finally:
             fresh.close()
+    finally:
+        collector.close()
+        broker.stop()
+
+
+# -- one current activity for MQTT, the page and the overlay ---------------------------------------
+
+FOOD_PREP_BLUE = (150, 58, 58)   # BGR: blue stands out by 92 → logit 8 → "peeling potatoes" ≈ 0.88, not 1
+
+
+def write_colour_video(path, script, fps=25.0, size=(160, 120)):
+    """``script``: [(BGR colour, clips of 16 frames)], a dark square moving 3 px a frame over each colour."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    index = 0
+    for colour, clips in script:
+        for _ in range(16 * clips):
+            image = np.empty((size[1], size[0], 3), np.uint8)
+            image[:] = colour
+            x = (index * 3) % (size[0] - 12)
+            image[54:66, x:x + 12] = (70, 70, 70)
+            writer.write(image)
+            index += 1
+    writer.release()
+    return path
+
+
+class CurrentActivityWatch:
+    """A sink that, at each prediction (on the lane's thread, between two monitor steps), reads the camera's
+    current activity three ways: MQTT's retained state, /api/status (``service.status()``) and the overlay."""
+
+    def __init__(self, service, camera):
+        self.service, self.camera = service, camera
+        self.seen: list[tuple[str, str, str]] = []
+        self.open_while: list[tuple[str, list[str]]] = []
+
+    def handle(self, event):
+        from edge.sinks.mqtt import MqttSink
+
+        [mqtt] = [sink for sink in self.service.sinks if isinstance(sink, MqttSink)]
+        if event.kind == "status" and event.state == "starting":
+            # state messages are QoS 0: hold the camera until the sink is connected, so none is lost
+            assert wait_until(lambda: mqtt.connected, 60), "the MQTT sink did not connect"
+        if event.kind != "prediction" or event.camera != self.camera:
+            return
+        lane = self.service.lanes[self.camera]
+        status = self.service.status()["cameras"][self.camera]["activity"]
+        overlay = [line.rsplit(" ", 2)[0] for line in lane._overlay_state().lines[1:]
+                   if re.fullmatch(r"\S+ \d+ s", line)]
+        self.seen.append((mqtt._camera_activity[self.camera], status["activity"] if status else "none",
+                          overlay[0] if overlay else "none"))
+        self.open_while.append((self.seen[-1][1], list(lane.monitor.tracker.open_ids)))
+
+    def close(self):
+        pass
+
+
+def test_mqtt_the_page_and_the_overlay_agree_on_the_current_activity(tmp_path, colour_model_xml, compiled_cache):
+    """Handwash (red, score ≈ 1) and food_prep (a paler blue, ≈ 0.88) overlap: each stays open for gap_s after
+    its colour goes. By peak, handwash would stay current all along; by the latest score, food_prep is current
+    while its clips come although handwash is still open, then handwash, then food_prep again."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    collector = Collector(broker.port, topics=("edge-har/#",))
+    try:
+        red, grey = (40, 40, 220), (128, 128, 128)
+        video = write_colour_video(tmp_path / "overlap.mp4", [(grey, 1), (red, 3), (FOOD_PREP_BLUE, 2), (red, 1),
+                                                              (FOOD_PREP_BLUE, 1), (grey, 6)])
+        config = config_from_mapping({
+            "model": {"path": str(colour_model_xml)},
+            "inference": {"cache_dir": str(compiled_cache)},
+            "sampling": {"mode": "batch"},
+            "output": {"progress": False},
+            "activities": ACTIVITIES_YAML,
+            "mqtt": {"host": "127.0.0.1", "port": broker.port, "spool_dir": str(tmp_path / "spool")},
+            "cameras": {"sink": {"source": str(video)}},
+        })
+        service = Service(config, mode="run")
+        watch = CurrentActivityWatch(service, "sink")
+        service.subscribe(watch)
+        assert service.run().exit_code == 0
+
+        # Each clip's reading is taken before that clip is judged: the state after the clip before it.
+        assert all(mqtt == page == overlay for mqtt, page, overlay in watch.seen), watch.seen
+        # clips: 0 grey, 1–3 red, 4–5 blue, 6 red, 7 blue, 8–13 grey; handwash ends at clip 10, food_prep at 11
+        assert [page for _, page, _ in watch.seen] == [
+            "none", "none", "handwash", "handwash", "handwash", "food_prep", "food_prep", "handwash", "food_prep",
+            "food_prep", "food_prep", "food_prep", "none", "none"]
+        # food_prep was current while handwash, which peaked higher, was still open
+        assert ("food_prep", ["sink-handwash-1", "sink-food_prep-1"]) in watch.open_while
+        # what the broker got: every change, in order, and none at the end
+        assert collector.wait_last("edge-har/sink/activity", b"none")
+        changes = [payload.decode() for payload in collector.payloads("edge-har/sink/activity")]
+        deduplicated = [value for number, value in enumerate(changes) if number == 0 or changes[number - 1] != value]
+        assert deduplicated == ["none", "handwash", "food_prep", "handwash", "food_prep", "none"]
     finally:
         collector.close()
         broker.stop()

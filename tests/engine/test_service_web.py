@@ -37,7 +37,7 @@ class Finished:
         self.event = threading.Event()
 
     def handle(self, event):
-        if event.kind == "status" and event.record["state"] == "finished":
+        if event.kind == "status" and event.state == "finished":
             self.done.add(event.camera)
             if self.done >= self.cameras:
                 self.event.set()
