@@ -158,11 +158,11 @@ class CurrentActivityWatch:
             return
         lane = self.service.lanes[self.camera]
         status = self.service.status()["cameras"][self.camera]["activity"]
-        overlay = [line.rsplit(" ", 2)[0] for line in lane._overlay_state().lines[1:]
+        overlay = [line.rsplit(" ", 2)[0] for line in lane.overlay_state().lines[1:]
                    if re.fullmatch(r"\S+ \d+ s", line)]
         self.seen.append((mqtt._camera_activity[self.camera], status["activity"] if status else "none",
                           overlay[0] if overlay else "none"))
-        self.open_while.append((self.seen[-1][1], list(lane.monitor.tracker.open_ids)))
+        self.open_while.append((self.seen[-1][1], list(lane.reporter.monitor.tracker.open_ids)))
 
     def close(self):
         pass
