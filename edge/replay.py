@@ -4,7 +4,7 @@ Thresholds and rules are tuned offline: change ``activities:`` / ``rules:`` in
 the config and replay yesterday's ``events.jsonl``. The output is what the
 live run would have written (the same ``ActivityEvent`` and ``CheckEvent``,
 same ids, same order per camera) apart from ``wall_time`` — because both feed
-``edge.checks.CameraMonitor`` the same prediction events in the same order. Only prediction and gap lines are
+``edge.engine.monitor.CameraMonitor`` the same prediction events in the same order. Only prediction and gap lines are
 read; recorded activity, check and status lines are ignored.
 
 What a prediction line gives:
@@ -39,7 +39,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from edge.activities import ActivityTracker, setting, wall_seconds
-from edge.checks import CameraMonitor, CheckEngine
+from edge.checks import CheckEngine
+from edge.engine.monitor import CameraMonitor
 from edge.events import ActivityEvent, CheckEvent, from_json_dict
 
 

@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.activities import ActivityTracker
-from edge.checks import CameraMonitor, CheckEngine
+from edge.checks import CheckEngine
+from edge.engine.monitor import CameraMonitor
 from edge.events import from_json_dict
 
 

@@ -205,7 +205,8 @@ def test_resolution_change_in_a_real_stream_file(cli, tmp_path, moving_shapes_vi
 
 class SizeChangingSource(Source):
     """A source whose frames change size twice mid-stream (a decoder would rescale a file itself).
-    Not live, so the lane keeps every frame and the clip plan is exact."""
+    Not live (the config says so: the camera's resolved ``live`` is what every part reads), so the lane
+    keeps every frame and the clip plan is exact."""
 
     SIZES = [(160, 120)] * 20 + [(64, 48)] * 20 + [(320, 240)] * 10
 
@@ -240,7 +241,8 @@ def _config(tmp_path, demo_xml, compiled_cache, *overrides):
 
 def test_resolution_change_mid_stream(tmp_path, demo_xml, compiled_cache, monkeypatch):
     monkeypatch.setattr(edge.sources, "open_source", lambda spec, **options: SizeChangingSource())
-    result = pipeline.run(_config(tmp_path, demo_xml, compiled_cache, "source=rtsp://127.0.0.1/fake"), keep_predictions=True)
+    result = pipeline.run(_config(tmp_path, demo_xml, compiled_cache, "source=rtsp://127.0.0.1/fake",
+                                         "reconnect.live=false"), keep_predictions=True)
     assert result.exit_code == 0
     assert [(p.clip.start_frame, p.clip.end_frame) for p in result.predictions] == [(0, 15), (16, 31), (32, 47),
                                                                                     (48, 49)]

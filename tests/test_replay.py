@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from edge.activities import ActivityTracker
-from edge.checks import CameraMonitor, CheckEngine
+from edge.checks import CheckEngine
+from edge.engine.monitor import CameraMonitor
 from edge.events import PredictionEvent, from_json_dict
 from edge.models.registry import bundled_labels
 from edge.records import Clip, Prediction

@@ -14,14 +14,14 @@ import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from edge.config.schema import (CameraConfig, AT_ERROR, CAMERA_KEYS, GLOBAL_ONLY, PER_CAMERA, SECTIONS, TOP_LEVEL,
                                 ServiceConfig)
-from edge.config.values import NAME_PATTERN, What, describe, key_text, scalar_text, source_kind
+from edge.config.values import NAME_PATTERN, describe, key_text, scalar_text, source_kind
 
 OVERRIDE_ORIGIN = "--set"
 MAX_NODES = 200_000            # a YAML alias bomb expands past this; a real config is a few hundred

@@ -161,7 +161,7 @@ def _monitor(camera, labels, checks):
     if not camera.activities:
         return None
     from edge.activities import ActivityTracker
-    from edge.checks import CameraMonitor
+    from edge.engine.monitor import CameraMonitor
 
     return CameraMonitor(ActivityTracker(camera.name, camera.activities, labels, camera.time_base), checks)
 
