@@ -56,7 +56,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CAMERA_STATES = ("starting", "online", "reconnecting", "offline", "finished")
 _TOPIC_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _SESSION_EXPIRY_S = 3600   # the broker keeps our session (and paho's in-flight resends stay valid) for an hour
 
@@ -489,4 +488,4 @@ def _default_spool_dir() -> Path:
     return edge_home() / "spool"
 
 
-__all__ = ["CAMERA_STATES", "MqttSink", "topic_part"]
+__all__ = ["MqttSink", "topic_part"]
