@@ -158,6 +158,7 @@ class CheckEngine:
         self._then_starts: dict[tuple[int, str], deque[ActivityEvent]] = {}
         self._pending: list[_Pending] = []
         self._order = 0
+        self._checks = 0   # check ids are f"{rule}-{n}", n counting every check of the run
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -362,7 +363,9 @@ class CheckEngine:
 
     def _check(self, rule: _Rule, camera: str, passed: bool | None, time_s: float, ids: list[str],
                wall_time: str, reason: str) -> CheckEvent:
-        return CheckEvent(camera=camera, wall_time=wall_time, rule=rule.name, rule_kind=rule.kind, passed=passed,
+        self._checks += 1
+        return CheckEvent(camera=camera, wall_time=wall_time, id=f"{rule.name}-{self._checks}", rule=rule.name,
+                          rule_kind=rule.kind, passed=passed,
                           reason=reason, time_s=round(float(time_s), 6),
                           time_base=self.cameras.get(camera, "media"), activity_ids=tuple(ids))
 

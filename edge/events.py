@@ -8,7 +8,7 @@ and ``CheckEvent`` (``edge.activities``, ``edge.checks``) and a
 of events.jsonl: MQTT's retained ``{prefix}/{camera}/activity`` follows it).
 
 Each event has ``kind`` (``"prediction"``, ``"gap"``, ``"status"``,
-``"activity"``, ``"check"``, ``"current_activity"``), ``camera``, ``wall_time``
+``"activity"``, ``"check"``, ``"clip"``, ``"current_activity"``), ``camera``, ``wall_time``
 and ``run_id``. ``run_id`` is None where the event is made and is stamped once,
 by whoever runs the cameras (``Service.emit``; ``replay`` for a recorded run),
 with ``stamped(run_id)``. ``to_json_dict()`` is the one serialiser: the
@@ -29,7 +29,7 @@ import numpy as np
 
 from edge.records import StageLatency
 
-LINE_KINDS = ("prediction", "gap", "activity", "check")   # the kinds that are lines of events.jsonl
+LINE_KINDS = ("prediction", "gap", "activity", "check", "clip")   # the kinds that are lines of events.jsonl
 
 
 def score_value(value) -> float:
@@ -240,12 +240,48 @@ class CheckEvent(_Event):
     time_s: float
     time_base: str
     activity_ids: tuple[str, ...]
+    id: str | None = None   # unique within the run (``edge.checks``); the clip line names it
+    clip: str | None = None
+    clip_url: str | None = None
+    snapshot: str | None = None
+    snapshot_url: str | None = None
 
     def _json_dict(self) -> dict:
-        return self._tail({"event": "check", "rule": self.rule, "kind": self.rule_kind, "camera": self.camera,
-                           "passed": self.passed, "reason": self.reason, "time_s": self.time_s,
+        return self._tail({"event": "check", "id": self.id, "rule": self.rule, "kind": self.rule_kind,
+                           "camera": self.camera, "passed": self.passed, "reason": self.reason, "time_s": self.time_s,
                            "time_base": self.time_base, "activity_ids": list(self.activity_ids),
-                           "wall_time": self.wall_time})
+                           "clip": self.clip, "clip_url": self.clip_url, "snapshot": self.snapshot,
+                           "snapshot_url": self.snapshot_url, "wall_time": self.wall_time})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClipEvent(_Event):
+    """The evidence of a check (``check_id``) or an activity segment (``activity_id``) is on disk
+    (``edge.evidence``): the clip, its snapshot and its WebVTT labels (paths; None when not made),
+    their URLs on the HTTP server, and the span of the clip in the camera's time base."""
+
+    kind: ClassVar[str] = "clip"
+    rule: str | None
+    check_id: str | None
+    activity_id: str | None
+    clip: str
+    clip_url: str | None
+    snapshot: str | None
+    snapshot_url: str | None
+    vtt: str | None
+    start_s: float
+    end_s: float
+
+    def _json_dict(self) -> dict:
+        record = {"event": "clip", "camera": self.camera}
+        if self.check_id is not None:
+            record["check_id"] = self.check_id
+        if self.activity_id is not None:
+            record["activity_id"] = self.activity_id
+        record.update({"rule": self.rule, "clip": self.clip, "clip_url": self.clip_url, "snapshot": self.snapshot,
+                       "snapshot_url": self.snapshot_url, "vtt": self.vtt, "start_s": self.start_s,
+                       "end_s": self.end_s, "wall_time": self.wall_time})
+        return self._tail(record)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -262,7 +298,7 @@ class CurrentActivity(_Event):
                            "id": self.id, "wall_time": self.wall_time})
 
 
-Event = PredictionEvent | GapEvent | StatusEvent | ActivityEvent | CheckEvent | CurrentActivity
+Event = PredictionEvent | GapEvent | StatusEvent | ActivityEvent | CheckEvent | ClipEvent | CurrentActivity
 
 
 def _latency(latency) -> StageLatency:
@@ -309,7 +345,13 @@ def from_json_dict(record: Mapping) -> Event:
         ids = get("activity_ids")
         event = CheckEvent(**common, rule=get("rule"), rule_kind=get("kind"), passed=get("passed"),
                            reason=get("reason"), time_s=get("time_s"), time_base=get("time_base"),
-                           activity_ids=tuple(ids or ()))
+                           activity_ids=tuple(ids or ()), id=get("id"), clip=get("clip"), clip_url=get("clip_url"),
+                           snapshot=get("snapshot"), snapshot_url=get("snapshot_url"))
+    elif kind == "clip":
+        event = ClipEvent(**common, rule=get("rule"), check_id=get("check_id"), activity_id=get("activity_id"),
+                          clip=get("clip"), clip_url=get("clip_url"), snapshot=get("snapshot"),
+                          snapshot_url=get("snapshot_url"), vtt=get("vtt"), start_s=get("start_s"),
+                          end_s=get("end_s"))
     elif kind == "current_activity":
         event = CurrentActivity(**common, activity=get("activity"), id=get("id"))
     else:
@@ -318,5 +360,5 @@ def from_json_dict(record: Mapping) -> Event:
     return event
 
 
-__all__ = ["LINE_KINDS", "ActivityEvent", "CheckEvent", "CurrentActivity", "Event", "GapEvent", "PredictionEvent",
+__all__ = ["LINE_KINDS", "ActivityEvent", "CheckEvent", "ClipEvent", "CurrentActivity", "Event", "GapEvent", "PredictionEvent",
            "StatusEvent", "from_json_dict", "ms_value", "score_value", "time_value"]

@@ -118,6 +118,10 @@ class OutputConfig(Section):
     overwrite: StrictBool = False
     overlay_stats: StrictBool = True
     progress: AutoBool = Field(None, description="auto = only on a terminal")
+    rotate: Literal["auto", "daily", "none"] = Field(
+        "auto", description="events files: a new one each day (events-YYYY-MM-DD.jsonl); auto = daily under "
+                            "serve, none under run")
+    retain_days: StrictFloat = Field(30.0, gt=0.0, description="rotated events files older than this are deleted")
 
 
 class ReconnectConfig(Section):
@@ -136,6 +140,74 @@ class ReconnectConfig(Section):
                 "max_delay_s": f"must be ≥ reconnect.delay_s ({self.delay_s!r}), got {self.max_delay_s!r}",
                 "delay_s": f"must be ≤ reconnect.max_delay_s ({self.max_delay_s!r}), got {self.delay_s!r}"})
         return self
+
+
+class RecordConfig(Section):
+    """``record:`` the camera's stream kept as segments: its own packets remuxed to MP4, no decode, no encode."""
+
+    source: Source = Field(None, description="the stream recorded (e.g. the main stream when source is the "
+                                             "sub-stream); null = the camera's source")
+    continuous: StrictBool = Field(False, description="keep every segment; false = only what event clips need")
+    segment_s: StrictFloat = Field(10.0, gt=0.0, le=3600.0)
+    retain_days: StrictFloat = Field(3.0, gt=0.0)
+    dir: OptionalPath = Field(None, description="null = {home}/recordings/{camera}; {camera} and {home} expand")
+
+
+class EvidenceConfig(Section):
+    """``evidence:`` a clip (and snapshot) of what a check judged, cut at keyframes without re-encoding."""
+
+    clips: Literal["none", "failed_checks", "checks", "activities"] = "failed_checks"
+    pre_s: StrictFloat = Field(5.0, ge=0.0, le=600.0)
+    post_s: StrictFloat = Field(5.0, ge=0.0, le=600.0)
+    snapshot: StrictBool = True
+    dir: OptionalPath = Field(None, description="null = {home}/clips/{camera}; {camera} and {home} expand")
+    retain_days: StrictFloat = Field(30.0, gt=0.0)
+
+
+def _polygon(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        if len(value) < 3:
+            raise ValueError(f"a mask polygon needs at least 3 points [x, y], got {len(value)}")
+        points = []
+        for point in value:
+            if (not isinstance(point, (list, tuple)) or len(point) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point)):
+                raise ValueError(f"a mask point is [x, y] with numbers in 0-1, got {scalar_text(point)}")
+            if not all(0.0 <= float(v) <= 1.0 for v in point):
+                raise ValueError(f"mask points are in 0-1 image coordinates, got {list(point)}")
+            points.append((float(point[0]), float(point[1])))
+        return tuple(points)
+    return value
+
+
+Polygon = Annotated[tuple[tuple[float, float], ...], BeforeValidator(_polygon),
+                    What("a list of at least 3 points [x, y] in 0-1")]
+
+
+class PrivacyConfig(Section):
+    """``privacy:`` what pictures may be kept or served."""
+
+    pictures: StrictBool = Field(True, description="false: no pixel leaves memory (no clips, snapshots, "
+                                                   "recordings, video, live view); labels only")
+    masks: tuple[Polygon, ...] = Field((), description="polygons in 0-1 image coordinates, filled black in all "
+                                                       "that is stored or served")
+    mask_inference: StrictBool = Field(False, description="the model sees the masked picture too")
+    retain_pictures_h: Optional[StrictFloat] = Field(None, gt=0.0, description="clips and snapshots older than "
+                                                     "this are deleted, whatever evidence.retain_days says")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _masks_as_tuple(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("masks"), list):
+            data = {**data, "masks": tuple(data["masks"])}
+        return data
+
+
+class StorageConfig(Section):
+    """``storage:`` (shared) the disk the evidence lives on."""
+
+    min_free_gb: StrictFloat = Field(1.0, ge=0.0, description="below it, the oldest recordings go first, then "
+                                                              "the oldest clips")
 
 
 class ActivityConfig(Section):
@@ -298,6 +370,9 @@ class CameraSections(Section):
     decode: DecodeConfig = DecodeConfig()
     output: OutputConfig = OutputConfig()
     reconnect: ReconnectConfig = ReconnectConfig()
+    record: RecordConfig = RecordConfig()
+    evidence: EvidenceConfig = EvidenceConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     activities: dict[ActivityName, ActivityConfig] = {}
 
 
@@ -311,12 +386,40 @@ class CameraConfig(CameraSections):
     @model_validator(mode="before")
     @classmethod
     def _expand_camera_in_paths(cls, data: Any) -> Any:
-        output = data.get("output") if isinstance(data, dict) else None
-        if isinstance(output, dict) and isinstance(data.get("name"), str):
-            output = {key: value.replace("{camera}", data["name"]) if key in OUTPUT_PATHS and isinstance(value, str)
-                      else value for key, value in output.items()}
-            data = {**data, "output": output}
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            return data
+        for section, keys in (("output", OUTPUT_PATHS), ("record", ("dir",)), ("evidence", ("dir",))):
+            values = data.get(section)
+            if isinstance(values, dict):
+                data = {**data, section: {key: value.replace("{camera}", data["name"])
+                                          if key in keys and isinstance(value, str) else value
+                                          for key, value in values.items()}}
         return data
+
+    @model_validator(mode="after")
+    def verify_privacy(self):
+        """A picture output set on purpose while ``privacy.pictures`` is false is an error naming both keys."""
+        if self.privacy.pictures:
+            return self
+        for section, key, on in (("output", "video", bool(self.output.video)),
+                                 ("output", "display", self.output.display),
+                                 ("evidence", "clips", self.evidence.clips != "none"),
+                                 ("record", "continuous", self.record.continuous),
+                                 ("record", "source", self.record.source is not None)):
+            if on and key in getattr(self, section).model_fields_set:
+                raise at((section, key), f"{section}.{key} keeps pictures, but privacy.pictures is false "
+                                         f"(remove one of them)")
+        return self
+
+    @property
+    def keeps_pictures(self) -> bool:
+        """Whether any picture of this camera may be stored or served (``privacy.pictures``)."""
+        return self.privacy.pictures
+
+    @property
+    def clips(self) -> str:
+        """``evidence.clips`` as it applies: ``none`` when pictures may not be kept."""
+        return self.evidence.clips if self.privacy.pictures else "none"
 
     @property
     def kind(self) -> Literal["file", "device", "stream"]:
@@ -351,6 +454,7 @@ class ServiceConfig(CameraSections, _Engine):
     rules: tuple[RuleConfig, ...] = ()
     mqtt: MqttConfig = MqttConfig()
     http: HttpConfig = HttpConfig()
+    storage: StorageConfig = StorageConfig()
     cameras: dict[str, CameraConfig]
     single_camera: bool = True
     origin: Optional[str] = Field(None, exclude=True)
