@@ -85,9 +85,10 @@ def test_min_duration_fails_with_the_measured_duration():
     engine = Engine([WASH20], {"sink": "media"}, run_id="r")
     assert engine.on_activity(act("start", "sink", "handwash", 1, 3.0)) == []
     [check] = engine.on_activity(act("end", "sink", "handwash", 1, 3.0, 11.4))
-    assert check == {"event": "check", "rule": "wash-20s", "kind": "min_duration", "camera": "sink",
-                     "passed": False, "reason": "handwash lasted 8.4 s, needs 20 s", "time_s": 11.4,
-                     "time_base": "media", "activity_ids": ["sink-handwash-1"], "wall_time": "w", "run_id": "r"}
+    assert check == {"event": "check", "id": "wash-20s-1", "rule": "wash-20s", "kind": "min_duration",
+                     "camera": "sink", "passed": False, "reason": "handwash lasted 8.4 s, needs 20 s", "time_s": 11.4,
+                     "time_base": "media", "activity_ids": ["sink-handwash-1"], "clip": None, "clip_url": None,
+                     "snapshot": None, "snapshot_url": None, "wall_time": "w", "run_id": "r"}
 
 
 def test_min_duration_passes_and_never_rounds_up_to_the_limit():

@@ -160,8 +160,8 @@ def test_wash_too_short_fails_with_its_duration(run_script, mode):
     [check] = checks(events, "wash-20s")
     assert check["passed"] is False
     assert check["reason"] == f"handwash lasted {segment['duration_s']:.1f} s, needs 20 s"
-    assert set(check) == {"event", "rule", "kind", "camera", "passed", "reason", "time_s", "time_base",
-                          "activity_ids", "wall_time", "run_id"}
+    assert set(check) == {"event", "id", "rule", "kind", "camera", "passed", "reason", "time_s", "time_base",
+                          "activity_ids", "clip", "clip_url", "snapshot", "snapshot_url", "wall_time", "run_id"}
 
 
 # ---------------------------------------------------------------- sequence

@@ -44,7 +44,7 @@ CONTRACT_DEFAULTS = {
     "decode": {"hwaccel": "auto", "threads": "auto"},
     "output": {"display": False, "video": None, "video_max_width": 1280, "subtitles": None, "events": None,
                "include_scores": False, "summary": None, "log_every_s": 10.0, "overwrite": False,
-               "overlay_stats": True, "progress": "auto"},
+               "overlay_stats": True, "progress": "auto", "rotate": "auto", "retain_days": 30.0},
     "reconnect": {"attempts": 10, "delay_s": 0.5, "max_delay_s": 10.0, "live": "auto", "watchdog_s": 20.0,
                   "open_timeout_s": 10.0, "read_timeout_s": 10.0},
     "mqtt": {"host": None, "port": 1883, "topic_prefix": "edge-har", "client_id": None, "username": None,
@@ -52,6 +52,11 @@ CONTRACT_DEFAULTS = {
              "discovery_prefix": "homeassistant", "spool_dir": None, "spool_max_mb": 50, "predictions": False,
              "keepalive_s": 30},
     "http": {"enabled": "auto", "host": "127.0.0.1", "port": 8080, "token": None},
+    "record": {"source": None, "continuous": False, "segment_s": 10.0, "retain_days": 3.0, "dir": None},
+    "evidence": {"clips": "failed_checks", "pre_s": 5.0, "post_s": 5.0, "snapshot": True, "dir": None,
+                 "retain_days": 30.0},
+    "privacy": {"pictures": True, "masks": [], "mask_inference": False, "retain_pictures_h": None},
+    "storage": {"min_free_gb": 1.0},
 }
 
 

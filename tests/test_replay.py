@@ -241,7 +241,8 @@ def test_each_run_id_starts_afresh_and_camera_filter():
              json.dumps({"event": "check", "camera": "sink", "rule": "old"}),  # outputs in the file are ignored
              json.dumps(prediction_line(0, wash, "sink", "run-2"))]
     out = list(replay(lines, config))
-    assert [(r["run_id"], r.get("id") or r["activity_ids"][0], r.get("type"), r.get("rule")) for r in out] == [
+    assert [(r["run_id"], r["activity_ids"][0] if r["event"] == "check" else r["id"], r.get("type"), r.get("rule"))
+            for r in out] == [
         ("run-1", "sink-handwash-1", "start", None), ("run-1", "yard-handwash-1", "start", None),
         ("run-1", "sink-handwash-1", "end", None), ("run-1", "sink-handwash-1", None, "wash-3s"),
         ("run-1", "yard-handwash-1", "end", None), ("run-1", "yard-handwash-1", None, "wash-3s"),
