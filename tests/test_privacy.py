@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 import yaml
 
-from edge.config import ConfigError, config_from_yaml
+from edge.config import config_from_yaml
 from edge.privacy import Masks
 from edge.sinks.video import video_image_from_planes
-from support_activities import (ACTIVITIES_YAML, COLOURS_BGR, colour_model_xml, oracle_probabilities,  # noqa: F401
+from support_activities import (ACTIVITIES_YAML, colour_model_xml, oracle_probabilities,  # noqa: F401
                                 script_video)
 from support_config import error_of
 from support_web import MjpegReader, decode_jpeg, free_port

@@ -13,7 +13,6 @@ import socket
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
@@ -106,18 +106,4 @@ def _unix(wall_time) -> float:
     return -math.inf
 
 
-def parse_since(text: str) -> float:
-    """``since`` of /api/clips: Unix seconds or an ISO 8601 time (naive = UTC). Raises ``ValueError``."""
-    try:
-        value = float(text)
-    except ValueError:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.timestamp()
-    if not math.isfinite(value):
-        raise ValueError(f"not a time: {text!r}")
-    return value
-
-
-__all__ = ["ClipStore", "clip_url", "parse_since"]
+__all__ = ["ClipStore", "clip_url"]

@@ -40,6 +40,7 @@ import socket
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -51,7 +52,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from edge.evidence.store import ClipStore, parse_since
+from edge.evidence.store import ClipStore
 from edge.sinks import EVENT_KINDS, SinkError
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ MAX_VIEWERS_PER_CAMERA = 8
 SNAPSHOT_WAIT_S = 1.0
 MAX_CLIPS = 1000
 FILE_CHUNK = 64 * 1024
+CLIP_KEYS = ("id", "camera", "rule", "activity", "passed", "start_s", "end_s", "wall_time", "clip_url",
+             "snapshot_url", "vtt_url")  # an /api/clips item: what the page needs, no file paths
 CLIP_MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".vtt": "text/vtt; charset=utf-8"}
 BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -291,15 +294,18 @@ def create_app(service: ServiceView, *, token: str | None = None, clips: ClipSto
                                                         f"got {since!r}") from None
         if camera is not None and pictures_refused(service, camera):
             return _Json([])
-        return _Json(store.list(camera=camera, rule=rule, passed=passed, since=since_s, limit=limit))
+        items = store.list(camera=camera, rule=rule, passed=passed, since=since_s, limit=limit)
+        return _Json([{key: item.get(key) for key in CLIP_KEYS} for item in items
+                      if not pictures_refused(service, str(item.get("camera")))])
 
     @routes.get("/clips/{camera}/{relative:path}")
     def clip_file(camera: str, relative: str, request: Request):
         refuse_pictures(camera)
         path = store.resolve(camera, relative) if CAMERA_NAME.fullmatch(camera) else None
+        media_type = CLIP_MEDIA_TYPES.get(path.suffix.lower()) if path is not None else None
         try:
-            if path is not None:
-                return ranged_file(path, request.headers.get("range"), CLIP_MEDIA_TYPES[path.suffix.lower()])
+            if media_type is not None:  # the clip, its snapshot and its labels; not the sidecar
+                return ranged_file(path, request.headers.get("range"), media_type)
         except FileNotFoundError:  # deleted by retention since it was resolved
             pass
         raise HTTPException(status_code=404, detail="no such clip file")
@@ -375,6 +381,19 @@ def create_app(service: ServiceView, *, token: str | None = None, clips: ClipSto
     app.include_router(open_routes)
     app.include_router(routes)
     return app
+
+
+def parse_since(text: str) -> float:
+    """``since`` of /api/clips in Unix seconds: a number, or an ISO 8601 time (without a zone: UTC).
+    Raises ``ValueError``."""
+    try:
+        value = float(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)).timestamp()
+    if not math.isfinite(value):
+        raise ValueError(f"not a time: {text!r}")
+    return value
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
