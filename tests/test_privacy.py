@@ -417,3 +417,26 @@ def test_run_with_pictures_false_keeps_none_and_refuses_a_picture_output(tmp_pat
     assert [event["rule"] for event in events if event.get("event") == "check" and event["passed"] is False] \
         == ["wash-20s"]
     assert picture_files(tmp_path) == [] and not (work / "out.mp4").exists()
+
+
+def test_the_hub_of_a_camera_without_pictures_never_gets_one(tmp_path, colour_model_xml, compiled_cache,
+                                                             script_video):
+    """In process: the service's live-page hubs after a run with HTTP on. The camera that keeps pictures
+    published its annotated frames; the one that does not, none (its lane was built without the hub)."""
+    from edge.config import config_from_mapping
+    from edge.engine.service import Service
+
+    video = script_video([("red", 1.28)])
+    config = config_from_mapping({
+        "model": {"path": str(colour_model_xml)}, "inference": {"cache_dir": str(compiled_cache)},
+        "http": {"enabled": True, "port": free_port()}, "output": {"progress": False},
+        "evidence": {"clips": "none"},
+        "cameras": {"public": {"source": str(video)},
+                    "private": {"source": str(video), "privacy": {"pictures": False}}}})
+    service = Service(config, mode="run")
+    result = service.run()
+    assert {name: summary["frames"] for name, summary in result.summaries.items()} == {"public": 32, "private": 32}
+    assert service.hubs["public"].latest() is not None
+    assert service.hubs["private"].latest() is None
+    assert service.lanes["private"].status()["pictures"] is False
+    assert not service.lanes["private"].output.active
