@@ -23,6 +23,7 @@ from edge.health import CameraState, Health
 from edge.metrics import Metrics
 from edge.postprocess import Postprocessor
 from edge.preprocess import ClipRing
+from edge.privacy import Masks
 from edge.sampling import ClipSampler
 from edge.sinks import EventWriter, SubtitleSink, VideoSink, WindowSink
 from edge.sources import DEFAULT_FPS, SourceError, open_camera
@@ -94,9 +95,16 @@ def compile_model(config, on_inferred=None) -> Model:
 
 def build_lane(camera, *, source, health: Health, model: Model, emit, run_id: str, model_name: str,
                hub=None, keep_predictions: bool = False) -> Lane:
-    """One camera's lane and its parts; ``source`` None when it could not be opened."""
+    """One camera's lane and its parts; ``source`` None when it could not be opened.
+
+    A camera whose ``privacy.pictures`` is false gets no annotated video, window or live-page hub
+    (the config already refuses the first two when set on purpose): no picture of it leaves the lane.
+    """
     info = model.classifier.info
     output = camera.output
+    pictures = camera.keeps_pictures
+    hub = hub if pictures else None
+    masks = Masks.of(camera)
     metrics = Metrics()
     inbox: queue.Queue = queue.Queue()
     sinks, video, window = [], None, None
@@ -106,10 +114,10 @@ def build_lane(camera, *, source, health: Health, model: Model, emit, run_id: st
             sinks.append(EventWriter(output.events, overwrite=output.overwrite))
         if output.subtitles:
             sinks.append(SubtitleSink(output.subtitles, camera=camera.name))
-        if output.video:
+        if output.video and pictures:
             video = VideoSink(output.video, source.fps, source.size, max_width=output.video_max_width,
                               hwaccel=camera.decode.hwaccel, live=camera.live)
-        if output.display:
+        if output.display and pictures:
             window = WindowSink(f"edge-har: {camera.name}")
     sampling = camera.sampling
     sampler = ClipSampler(sampling.mode, sampling.clip_len, sampling.frame_step, sampling.stride)
@@ -135,10 +143,12 @@ def build_lane(camera, *, source, health: Health, model: Model, emit, run_id: st
 
     clips = ClipStage(camera.name, sampler=sampler, ring=ring, scheduler=model.scheduler, metrics=metrics,
                       min_motion=camera.gating.min_motion, bgr_ring=needs_pictures(camera),
-                      wait_for_outcome=backpressure, on_ready=reporter.on_clip)
+                      wait_for_outcome=backpressure, on_ready=reporter.on_clip,
+                      masks=masks if camera.privacy.mask_inference else None)
     frames = FrameOutput(video=video, window=window, hub=hub, hold_for_own_label=sampling.mode == "batch",
                          metrics=metrics, overlay_state=lambda: lane.overlay_state(),
-                         labelled_up_to=reporter.labelled_up_to, on_quit=lambda: lane.request_stop())
+                         labelled_up_to=reporter.labelled_up_to, on_quit=lambda: lane.request_stop(),
+                         masks=masks)
     lane = Lane(camera, health=health, input=lane_input, clips=clips, reporter=reporter, output=frames,
                 sinks=sinks, emit=emit, metrics=metrics, inbox=inbox, run_id=run_id)
     model.scheduler.register(camera.name, lane.live, inbox.put)

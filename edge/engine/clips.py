@@ -7,6 +7,10 @@ frames all move less than ``gating.min_motion`` is not inferred (outcome ``gated
 every other clip is leased from the ring (a zero-copy view) and offered to the scheduler
 as a ticket. Outcomes may arrive in any order: ``settle`` releases the lease at once and
 hands the clips that are now complete, in clip order, to ``on_ready``.
+
+With ``privacy.mask_inference`` the camera's masks are filled black in each sampled frame before
+it enters the ring, so the model sees the masked picture (planes are copied first: the decoder
+predicts later frames from them).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from edge.engine.scheduler import Outcome, Ticket
 from edge.metrics import Metrics
 from edge.postprocess import ClipOrder
 from edge.preprocess import ClipRing
+from edge.privacy import Masks
 from edge.records import Frame
 from edge.sampling import ClipSampler, PlannedClip
 
@@ -40,12 +45,13 @@ class ClipStage:
 
     ``wait_for_outcome()`` is the lane's backpressure: it settles one outcome (the ring is
     full of leased clips) and keeps any other item for later. ``on_ready(clip, outcome)``
-    gets every clip once, in clip order.
+    gets every clip once, in clip order. ``masks`` (``privacy.mask_inference``): filled black in every
+    frame the ring takes.
     """
 
     def __init__(self, lane: str, *, sampler: ClipSampler, ring: ClipRing, scheduler, metrics: Metrics,
                  min_motion: float, bgr_ring: bool, wait_for_outcome: Callable[[], None],
-                 on_ready: Callable[[PendingClip, Outcome], None]) -> None:
+                 on_ready: Callable[[PendingClip, Outcome], None], masks: Masks | None = None) -> None:
         self.lane = lane
         self.sampler = sampler
         self.ring = ring
@@ -55,6 +61,7 @@ class ClipStage:
         self.bgr_ring = bgr_ring
         self._wait_for_outcome = wait_for_outcome
         self._on_ready = on_ready
+        self.masks = masks if masks else None
         self._pending: dict[int, PendingClip] = {}
         self._order = ClipOrder()
         self._next_ticket = 0
@@ -74,9 +81,10 @@ class ClipStage:
         # One path per camera, so every clip is made the same way: BGR when the camera writes video or
         # shows a window (the seed's exact arithmetic), else the decoder's planes when it has them.
         if frame.planes is not None and (frame.image is None or not self.bgr_ring):
-            seq = self.ring.push_yuv(*frame.planes)
+            planes = frame.planes if self.masks is None else self.masks.apply_planes(*frame.planes)
+            seq = self.ring.push_yuv(*planes)
         else:
-            seq = self.ring.push(frame.image)
+            seq = self.ring.push(frame.image if self.masks is None else self.masks.apply(frame.image))
         elapsed = (time.perf_counter_ns() - t0) / 1e6
         self.metrics.record("preprocess", elapsed)
         self._preprocess_since_clip_ms += elapsed

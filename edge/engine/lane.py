@@ -251,6 +251,7 @@ class Lane:
             "reason": health.reason,
             "source": self.source_name,
             "live": self.live,
+            "pictures": bool(self.camera.keeps_pictures),
             "frames": metrics.frames,
             "fps": metrics.current_fps(),
             "clips": metrics.clips,
@@ -295,8 +296,8 @@ class Lane:
 def needs_pictures(camera) -> bool:
     """Full BGR pictures for video out or a window, and the ring fed from them (the seed's exact
     arithmetic); otherwise the decoder's planes go straight into the ring and the pictures the live
-    page shows are made from them."""
-    return bool(camera.output.video or camera.output.display)
+    page shows are made from them. Never for a camera whose ``privacy.pictures`` is false."""
+    return bool(camera.keeps_pictures and (camera.output.video or camera.output.display))
 
 
 __all__ = ["Lane", "needs_pictures"]

@@ -5,8 +5,12 @@ A batch run with video out holds each frame until its own clip is labelled (so t
 on a frame is the one of the clip it belongs to); otherwise a frame shows the latest
 label. The picture is made at the output size: from the decoder's yuv420p planes when the
 frame has them and the output is smaller (resize the planes, convert at the output size),
-else from the BGR image. With nobody watching and no video or window, a picture is drawn
-once a second for the page's snapshot.
+else from the BGR image. The camera's privacy masks are filled black in it before the overlay
+is drawn, so every picture that leaves the lane (video, window, live page) is masked. With
+nobody watching and no video or window, a picture is drawn once a second for the page's snapshot.
+
+A camera whose ``privacy.pictures`` is false gets no video, window or hub (``edge.engine.build``);
+its frame output is then inactive and draws nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 
 from edge.metrics import Metrics
 from edge.overlay import OverlayState, draw_overlay
+from edge.privacy import Masks
 from edge.records import Frame
 from edge.sinks.video import resize_for_video, video_image_from_planes
 
@@ -32,13 +37,14 @@ class FrameOutput:
     """Overlay and frame sinks of one lane (lane thread only).
 
     ``overlay_state()`` gives what to draw; ``labelled_up_to()`` the newest labelled frame index;
-    ``on_quit()`` is called when the window is closed.
+    ``on_quit()`` is called when the window is closed; ``masks`` are filled black in every picture.
     """
 
     def __init__(self, *, video=None, window=None, hub=None, hold_for_own_label: bool, metrics: Metrics,
                  overlay_state: Callable[[], OverlayState], labelled_up_to: Callable[[], int],
-                 on_quit: Callable[[], None]) -> None:
+                 on_quit: Callable[[], None], masks: Masks | None = None) -> None:
         self.video, self.window, self.hub = video, window, hub
+        self._masks = masks if masks else None
         self._hold = hold_for_own_label and video is not None
         self._metrics = metrics
         self._overlay_state = overlay_state
@@ -94,6 +100,8 @@ class FrameOutput:
         image = _picture(frame, tuple(target) if target else None)
         if image is None:
             return
+        if self._masks is not None:
+            self._masks.apply(image)  # before the overlay: the labels stay readable over a mask
         draw_overlay(image, self._overlay_state())
         if self.video is not None:
             self.video.write(image)

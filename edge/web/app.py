@@ -12,6 +12,9 @@ Endpoints::
     GET /metrics                       Prometheus text
     GET /api/status                    service.status()
     GET /api/events?limit=N[&kind=K]   the latest N (1..1000) events, oldest first
+    GET /api/clips?camera=&rule=&passed=&since=&limit=
+                                       the evidence clips, newest first (``ClipStore.list``)
+    GET /clips/{camera}/{path}         a clip's .mp4, .jpg or .vtt; answers Range requests (206, 416)
     GET /cameras/{name}/snapshot.jpg   the latest annotated frame
     GET /cameras/{name}/mjpeg          multipart/x-mixed-replace live stream
     GET /                              the page
@@ -19,6 +22,10 @@ Endpoints::
 A viewer never slows a camera: frames are taken from the camera's FrameHub
 (latest only, so a slow viewer skips frames), and each frame is JPEG-encoded
 at most once however many viewers watch it (``JpegCache``).
+
+Privacy: every picture endpoint (snapshot, MJPEG, clip files) of a camera whose
+``privacy.pictures`` is false answers 403 with the reason, and /api/clips lists
+nothing of it.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import socket
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -44,6 +52,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from edge.evidence.store import ClipStore
 from edge.sinks import EVENT_KINDS, SinkError
 
 log = logging.getLogger(__name__)
@@ -61,6 +70,12 @@ MAX_VIEWERS = 32
 MAX_VIEWERS_PER_CAMERA = 8
 # A snapshot waits this long for a frame drawn after it asked (a camera draws only while watched).
 SNAPSHOT_WAIT_S = 1.0
+MAX_CLIPS = 1000
+FILE_CHUNK = 64 * 1024
+CLIP_KEYS = ("id", "camera", "rule", "activity", "passed", "start_s", "end_s", "wall_time", "clip_url",
+             "snapshot_url", "vtt_url")  # an /api/clips item: what the page needs, no file paths
+CLIP_MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".vtt": "text/vtt; charset=utf-8"}
+BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 @runtime_checkable
@@ -166,11 +181,36 @@ def _presented_token(request: Request) -> str | None:
     return request.query_params.get("token")
 
 
-def create_app(service: ServiceView, *, token: str | None = None) -> FastAPI:
+def camera_configs(service) -> dict:
+    """The service's ``CameraConfig`` by name (``service.config.cameras``); empty for a service without
+    a config (a test double), whose cameras then all keep pictures and have no clips."""
+    config = getattr(service, "config", None)
+    return dict(getattr(config, "cameras", None) or {})
+
+
+def clip_store_of(service) -> ClipStore:
+    """The clips of every camera of ``service`` that may keep pictures (``edge.evidence.paths.clips_dir``)."""
+    from edge.evidence.paths import clips_dir
+
+    return ClipStore({name: clips_dir(camera) for name, camera in camera_configs(service).items()
+                      if camera.keeps_pictures})
+
+
+def pictures_refused(service, name: str) -> str | None:
+    """Why no picture of camera ``name`` may be served (``privacy.pictures`` false), or None."""
+    camera = camera_configs(service).get(name)
+    if camera is not None and not camera.keeps_pictures:
+        return f"privacy.pictures is false for camera {name}"
+    return None
+
+
+def create_app(service: ServiceView, *, token: str | None = None, clips: ClipStore | None = None) -> FastAPI:
     """The FastAPI application over ``service`` (see the module docstring for the endpoints).
 
     ``token``: when set, every endpoint except ``/healthz/*`` needs
     ``Authorization: Bearer TOKEN`` or ``?token=TOKEN`` (401 otherwise).
+    ``clips``: what /api/clips lists and /clips serves; default: the clips of the service's cameras
+    that keep pictures (``clip_store_of``).
     The app's ``state`` holds ``jpeg_caches`` (camera → ``JpegCache``) and
     ``stopping`` (a ``threading.Event`` that ends every live stream).
     """
@@ -184,13 +224,21 @@ def create_app(service: ServiceView, *, token: str | None = None) -> FastAPI:
     app.state.viewers = viewers
     limiter: list = []  # created lazily: an anyio limiter belongs to the running event loop
     page = (STATIC / "index.html").read_bytes()
+    store = clips if clips is not None else clip_store_of(service)
+    app.state.clips = store
 
     def require_token(request: Request) -> None:
         if token is not None and not token_matches(_presented_token(request), token):
             raise HTTPException(status_code=401, detail="missing or wrong token",
                                 headers={"WWW-Authenticate": "Bearer"})
 
+    def refuse_pictures(name: str) -> None:
+        reason = pictures_refused(service, name) if CAMERA_NAME.fullmatch(name) else None
+        if reason is not None:
+            raise HTTPException(status_code=403, detail=reason)
+
     def hub_of(name: str) -> FrameView:
+        refuse_pictures(name)
         # The name is only ever a key into the service's cameras, never part of a path.
         hub = service.frames(name) if CAMERA_NAME.fullmatch(name) else None
         if hub is None:
@@ -234,6 +282,33 @@ def create_app(service: ServiceView, *, token: str | None = None) -> FastAPI:
             return _Json(service.recent_events(limit))
         matching = [event for event in service.recent_events(MAX_EVENTS) if _kind_of(event) == kind]
         return _Json(matching[-limit:])
+
+    @routes.get("/api/clips")
+    def api_clips(camera: str | None = Query(None, pattern=f"^{CAMERA_NAME.pattern}$"), rule: str | None = Query(None),
+                  passed: bool | None = Query(None), since: str | None = Query(None),
+                  limit: int = Query(100, ge=1, le=MAX_CLIPS)):
+        try:
+            since_s = parse_since(since) if since is not None else None
+        except ValueError:
+            raise HTTPException(status_code=422, detail=f"since must be Unix seconds or an ISO 8601 time, "
+                                                        f"got {since!r}") from None
+        if camera is not None and pictures_refused(service, camera):
+            return _Json([])
+        items = store.list(camera=camera, rule=rule, passed=passed, since=since_s, limit=limit)
+        return _Json([{key: item.get(key) for key in CLIP_KEYS} for item in items
+                      if not pictures_refused(service, str(item.get("camera")))])
+
+    @routes.get("/clips/{camera}/{relative:path}")
+    def clip_file(camera: str, relative: str, request: Request):
+        refuse_pictures(camera)
+        path = store.resolve(camera, relative) if CAMERA_NAME.fullmatch(camera) else None
+        media_type = CLIP_MEDIA_TYPES.get(path.suffix.lower()) if path is not None else None
+        try:
+            if media_type is not None:  # the clip, its snapshot and its labels; not the sidecar
+                return ranged_file(path, request.headers.get("range"), media_type)
+        except FileNotFoundError:  # deleted by retention since it was resolved
+            pass
+        raise HTTPException(status_code=404, detail="no such clip file")
 
     @routes.get("/cameras/{name}/snapshot.jpg")
     def snapshot(name: str):
@@ -306,6 +381,68 @@ def create_app(service: ServiceView, *, token: str | None = None) -> FastAPI:
     app.include_router(open_routes)
     app.include_router(routes)
     return app
+
+
+def parse_since(text: str) -> float:
+    """``since`` of /api/clips in Unix seconds: a number, or an ISO 8601 time (without a zone: UTC).
+    Raises ``ValueError``."""
+    try:
+        value = float(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)).timestamp()
+    if not math.isfinite(value):
+        raise ValueError(f"not a time: {text!r}")
+    return value
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The one range ``(first, last)`` (inclusive) of a ``Range`` header over ``size`` bytes; None to send
+    the whole file (no header, or one this server ignores: other units, several ranges, bad syntax).
+    Raises ``ValueError`` when the range cannot be satisfied (416)."""
+    match = BYTE_RANGE.fullmatch(header.strip()) if header else None
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    first, last = match.group(1), match.group(2)
+    if first == "":  # the last N bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            raise ValueError("empty suffix range")
+        return max(0, size - length), size - 1
+    if last != "" and int(last) < int(first):
+        return None  # invalid: ignored, as RFC 9110 says
+    if int(first) >= size:
+        raise ValueError("range starts after the end")
+    return int(first), size - 1 if last == "" else min(int(last), size - 1)
+
+
+def ranged_file(path: Path, range_header: str | None, media_type: str) -> Response:
+    """``path`` whole (200) or the one byte range asked for (206 with Content-Range; 416 when it cannot be
+    satisfied), so that browsers can seek in a video."""
+    size = path.stat().st_size
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-cache"}
+    try:
+        wanted = byte_range(range_header, size)
+    except ValueError:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    first, last = wanted if wanted is not None else (0, size - 1)
+    headers["Content-Length"] = str(max(0, last - first + 1))
+    if wanted is not None:
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+
+    def chunks():
+        with open(path, "rb") as file:
+            file.seek(first)
+            remaining = last - first + 1
+            while remaining > 0:
+                chunk = file.read(min(FILE_CHUNK, remaining))
+                if not chunk:
+                    return  # the file shrank meanwhile (retention): the client sees a short body
+                remaining -= len(chunk)
+                yield chunk
+
+    return StreamingResponse(chunks(), status_code=206 if wanted is not None else 200, media_type=media_type,
+                             headers=headers)
 
 
 @contextmanager
