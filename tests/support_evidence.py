@@ -7,7 +7,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-
 from support_activities import FPS, SIZE, script_frames, scripted_frame
 
 GOP = 25

@@ -17,8 +17,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
-from support_activities import (ACTIVITIES_YAML, COLOURS_BGR, FPS, colour_model_xml, script_frames)  # noqa: F401
+from support_activities import (  # noqa: F401
+    ACTIVITIES_YAML,
+    COLOURS_BGR,
+    FPS,
+    colour_model_xml,
+    script_frames,
+)
 from support_evidence import GOP, decoded_frames, mean_colour, media_packets, write_h264
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +64,7 @@ def test_cut_copies_the_source_packets_bit_for_bit(day_video, tmp_path, span):
     out = tmp_path / "clip.mp4"
     result = cut_clip(FilePackets(day_video).packets(start, end), start, end, out)
     source = media_packets(day_video)
-    first, expected = source_slice(source, start, end)
+    _, expected = source_slice(source, start, end)
     clip = media_packets(out)
     assert [data for *_, data in clip] == [data for *_, data in expected]
     assert clip[0][2] and start - GOP_S - 1e-6 <= expected[0][0] <= start + 1e-6  # a keyframe, at most a GOP before
@@ -110,9 +115,8 @@ def test_a_missing_file_or_no_packets_is_an_error_and_leaves_no_file(day_video, 
 
     with pytest.raises(CutError):
         FilePackets(tmp_path / "missing.mp4").packets(0.0, 1.0)
-    with FilePackets(day_video).packets(0.0, 1.0) as packets:
-        with pytest.raises(CutError):
-            cut_clip(Packets(packets.stream, iter(())), 0.0, 1.0, tmp_path / "x.mp4")
+    with FilePackets(day_video).packets(0.0, 1.0) as packets, pytest.raises(CutError):
+        cut_clip(Packets(packets.stream, iter(())), 0.0, 1.0, tmp_path / "x.mp4")
     assert not list(tmp_path.iterdir())
 
 
@@ -226,8 +230,8 @@ def test_a_clip_waits_for_its_recorder_to_cover_the_end(day_video, tmp_path):
 
 
 def test_a_rule_over_two_cameras_gets_a_clip_from_each(day_video, tmp_path):
-    from edge.evidence.manager import EvidenceSink
     from edge.evidence.cut import FilePackets
+    from edge.evidence.manager import EvidenceSink
 
     config = sink_config(tmp_path, {"a": {"source": str(day_video)}, "b": {"source": str(day_video)}})
     emitted = []
@@ -279,7 +283,7 @@ def run_day(video, model_xml, cache, out: Path, clips: str, **evidence) -> subpr
     (out / "cfg.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "edge", "run", "-c", str(out / "cfg.yaml")], cwd=out, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -340,7 +344,7 @@ def test_every_failed_check_has_its_clip_snapshot_and_labels(day_run, day_video)
             assert container.streams.video[0].codec_context.name == "h264"
 
         # bit for bit the source's packets
-        first, expected = source_slice(source, clip["start_s"], want_end)
+        _, expected = source_slice(source, clip["start_s"], want_end)
         assert [data for *_, data in media_packets(path)] == [data for *_, data in expected]
 
         # the frames at the failure time show the scripted colour (red wash, green smoking)

@@ -112,7 +112,7 @@ class FilePackets:
         back_s = 0.0
         while True:  # a seek may land after the wanted keyframe (an index that is off): seek earlier
             target = max(0.0, start_s - back_s)
-            container.seek(origin + int(math.floor(target / time_base)), stream=stream, backward=True)
+            container.seek(origin + math.floor(target / time_base), stream=stream, backward=True)
             demuxed = (packet for packet in container.demux(stream) if packet.size)
             first = next(demuxed, None)
             if first is None:
@@ -203,7 +203,7 @@ def _copy(packets: Packets, path: Path) -> tuple[float, float, float, int]:
 
 
 def _ticks(seconds: float | None, origin: float, time_base: Fraction) -> int | None:
-    return None if seconds is None else int(round((seconds - origin) / time_base))
+    return None if seconds is None else round((seconds - origin) / time_base)
 
 
 class _Span:

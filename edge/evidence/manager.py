@@ -341,4 +341,4 @@ def check_evidence_dirs(config) -> None:
             raise SinkError(f"evidence.dir of camera {name}: {error}") from None
 
 
-__all__ = ["EvidenceSink", "MODES", "check_evidence_dirs"]
+__all__ = ["MODES", "EvidenceSink", "check_evidence_dirs"]
