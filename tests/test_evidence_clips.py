@@ -406,3 +406,20 @@ def test_an_unwritable_evidence_dir_fails_before_anything_starts(day_video, colo
     [line] = [line for line in result.stderr.splitlines() if line.strip()]
     assert "evidence.dir" in line and "Traceback" not in result.stderr
     assert not (tmp_path / "events.jsonl").exists()
+
+
+def test_a_clip_past_the_end_of_the_file_is_cut_to_its_end_and_its_line_written(colour_model_xml, compiled_cache,
+                                                                                   tmp_path):
+    # smoking until the file ends: the check fails at its start, the segment ends with the stream, and
+    # the clip (segment + post_s) reaches past the file: it is made when the camera finishes, and its
+    # line still reaches events.jsonl (the lane's writer closes after the evidence)
+    video = write_h264(tmp_path / "tail.mp4", [("grey", 1.28), ("green", 1.92)])
+    result = run_day(video, colour_model_xml, compiled_cache, tmp_path, "failed_checks")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    [check] = lines_of(events, "check")
+    [clip] = lines_of(events, "clip")
+    assert check["rule"] == "no-smoking" and check["passed"] is False and clip["check_id"] == check["id"]
+    source = media_packets(video)
+    assert [data for *_, data in media_packets(clip["clip"])] == [data for *_, data in source]   # all of it
+    assert clip["end_s"] == pytest.approx(max(pts for pts, *_ in source) + FRAME_S)
