@@ -108,8 +108,8 @@ def make_sink(sinks, config, **options):
 
 # -- topics, retained state, discovery ---------------------------------------------------------------
 
-DISCOVERY_TOPIC = re.compile(r"^homeassistant/(sensor|binary_sensor)/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/config$")
-ENTITY_ID = re.compile(r"^(sensor|binary_sensor)\.[a-z0-9_]+$")
+DISCOVERY_TOPIC = re.compile(r"^homeassistant/(sensor|binary_sensor|image)/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/config$")
+ENTITY_ID = re.compile(r"^(sensor|binary_sensor|image)\.[a-z0-9_]+$")
 
 
 def validate_discovery(topic: str, config: dict) -> str:
@@ -117,7 +117,8 @@ def validate_discovery(topic: str, config: dict) -> str:
     match = DISCOVERY_TOPIC.match(topic)
     assert match, topic
     component = match.group(1)
-    for key in ("name", "unique_id", "state_topic", "device", "origin", "availability_topic"):
+    state = ("image_topic", "content_type") if component == "image" else ("state_topic",)
+    for key in ("name", "unique_id", *state, "device", "origin", "availability_topic"):
         assert key in config, (topic, key)
     assert ENTITY_ID.match(config["default_entity_id"]) and config["default_entity_id"].startswith(component + ".")
     assert "object_id" not in config   # deprecated in HA 2025.10 in favour of default_entity_id
@@ -156,16 +157,20 @@ def test_available_retained_state_discovery_and_events(broker, tmp_path, sinks):
     assert collector.wait_for(lambda c: all(c.last(f"edge-har/rules/{rule}/state") == b"OFF"
                                             for rule in ("wash-20s", "no-smoking")))
 
-    # Discovery: per camera a sensor (activity) and a connectivity binary_sensor, per rule a problem binary_sensor.
-    assert collector.wait_for(lambda c: sum(t.startswith("homeassistant/") for t, _, _ in c.messages) >= 6)
+    # Discovery: per camera a sensor (activity) and a connectivity binary_sensor, per rule a problem binary_sensor
+    # and an image (its last failure's snapshot).
+    assert collector.wait_for(lambda c: sum(t.startswith("homeassistant/") for t, _, _ in c.messages) >= 8)
     configs = {topic: json.loads(payload) for topic, payload, _ in collector.messages
                if topic.startswith("homeassistant/")}
     by_state_topic = {config["state_topic"]: (validate_discovery(topic, config), config)
-                      for topic, config in configs.items()}
+                      for topic, config in configs.items() if "state_topic" in config}
+    images = {config["image_topic"]: validate_discovery(topic, config) for topic, config in configs.items()
+              if "image_topic" in config}
+    assert images == {"edge-har/rules/wash-20s/snapshot": "image", "edge-har/rules/no-smoking/snapshot": "image"}
     assert set(by_state_topic) == {"edge-har/sink/activity", "edge-har/sink/status", "edge-har/kitchen/activity",
                                    "edge-har/kitchen/status", "edge-har/rules/wash-20s/state",
                                    "edge-har/rules/no-smoking/state"}
-    assert len({config["unique_id"] for config in configs.values()}) == 6
+    assert len({config["unique_id"] for config in configs.values()}) == 8
     component, online = by_state_topic["edge-har/sink/status"]
     assert (component, online["device_class"]) == ("binary_sensor", "connectivity")
     assert [render(online["value_template"], state) for state in ("online", "reconnecting", "offline")] == \
@@ -211,7 +216,7 @@ def test_available_retained_state_discovery_and_events(broker, tmp_path, sinks):
                          and c.last("edge-har/available") == b"online"
                          and c.last("edge-har/sink/activity") == b"none"
                          and c.last("edge-har/rules/wash-20s/state") == b"OFF"
-                         and len([t for t, _, _ in c.messages if t.startswith("homeassistant/")]) == 6)
+                         and len([t for t, _, _ in c.messages if t.startswith("homeassistant/")]) == 8)
     assert late.payloads("edge-har/events") == []   # events are not retained
 
     # Home Assistant's birth message brings the discovery configs back after they were wiped.
@@ -219,7 +224,7 @@ def test_available_retained_state_discovery_and_events(broker, tmp_path, sinks):
         late.publish(topic, b"", retain=True)
     collector.publish("homeassistant/status", b"online")
     fresh = Collector(broker.port, ["homeassistant/#"])
-    assert fresh.wait_for(lambda c: len({t for t, p, _ in c.messages if p}) == 6)
+    assert fresh.wait_for(lambda c: len({t for t, p, _ in c.messages if p}) == 8)
 
     sink.close()
     assert collector.wait_last("edge-har/available", b"offline")
@@ -333,7 +338,7 @@ def test_reconnect_restores_all_retained_state_to_a_broker_that_lost_it(broker, 
                 "edge-har/kitchen/activity": b"smoking", "edge-har/sink/status": b"starting",
                 "edge-har/sink/activity": b"none", "edge-har/rules/no-smoking/state": b"ON"}
     assert newcomer.wait_for(lambda c: all(c.last(topic) == payload for topic, payload in expected.items())
-                             and sum(t.startswith("homeassistant/") for t, _, _ in c.messages) == 5)
+                             and sum(t.startswith("homeassistant/") for t, _, _ in c.messages) == 6)
     assert newcomer.payloads("edge-har/events") == []
     newcomer.close()
 
@@ -540,7 +545,9 @@ def test_from_config_takes_cameras_rules_and_the_mqtt_section(tmp_path, sinks):
         "homeassistant/sensor/site-7/sink_activity/config", "homeassistant/binary_sensor/site-7/sink_online/config",
         "homeassistant/sensor/site-7/yard_activity/config", "homeassistant/binary_sensor/site-7/yard_online/config",
         "homeassistant/binary_sensor/site-7/rule_no-smoking/config",
-        "homeassistant/binary_sensor/site-7/rule_wash-20s/config"])
+        "homeassistant/binary_sensor/site-7/rule_wash-20s/config",
+        "homeassistant/image/site-7/rule_no-smoking_snapshot/config",
+        "homeassistant/image/site-7/rule_wash-20s_snapshot/config"])
     assert sink.discovery_configs()["homeassistant/sensor/site-7/yard_activity/config"]["state_topic"] == \
         "site-7/yard/activity"
 

@@ -91,6 +91,11 @@ class Service:
         self.registry = _new_registry()
         self._http = None
         self._prometheus = None
+        self._evidence = None
+        self._held_sinks: dict[str, list[Sink]] = {}
+        # Live cameras' packet sources for clips (camera -> ``edge.evidence.record.Recorder``): the
+        # recording side fills it before the lanes start; a live camera without one gets no clip.
+        self.recorders: dict[str, object] = {}
 
     # -- what the side systems read ----------------------------------------------------------
 
@@ -113,7 +118,7 @@ class Service:
             lane = self.lanes.get(event.camera)
             if lane is not None:
                 lane.note_check(event)
-        if event.kind in ("activity", "check", "gap"):
+        if event.kind in ("activity", "check", "clip", "gap"):
             with self._lock:
                 self._recent.append(event)
         for sink in (*self._camera_sinks.get(event.camera, ()), *self._sinks):
@@ -171,6 +176,7 @@ class Service:
                     run_id=self.run_id, model_name=self.model_name, hub=self.hubs.get(name),
                     keep_predictions=self.keep_predictions)
                 self._camera_sinks[name] = self.lanes[name].sinks
+            self._start_evidence()
             if self.model.classifier.info.untrained:
                 log.warning(UNTRAINED_WARNING)
             for lane in self.lanes.values():
@@ -202,6 +208,10 @@ class Service:
             for path in (output.video, output.events, output.summary, output.subtitles):
                 if path:
                     check_writable(path, input_path=camera.source)
+        if any(camera.clips != "none" for camera in self.config.cameras.values()):
+            from edge.evidence.manager import check_evidence_dirs
+
+            check_evidence_dirs(self.config)
 
     def _http_enabled(self) -> bool:
         enabled = self.config.http.enabled  # None: auto, on under serve
@@ -231,6 +241,26 @@ class Service:
             for name in self.config.cameras:
                 self.hubs[name] = FrameHub()
             self._http = serve_http(self, http.host, http.port, http.token)
+
+    def _start_evidence(self) -> None:
+        """Clips of checks and activities (``edge.evidence``) when a camera asks for them. A file camera's
+        packets come from the file; a live camera's from ``self.recorders``. The lanes' own sinks
+        (events.jsonl) then close after the evidence sink, so the last clip lines reach them."""
+        if all(camera.clips == "none" for camera in self.config.cameras.values()):
+            return
+        from edge.config import sample_clip_path
+        from edge.evidence.cut import FilePackets
+        from edge.evidence.manager import EvidenceSink
+
+        sources = dict(self.recorders)
+        for name, camera in self.config.cameras.items():
+            if camera.kind == "file" and not camera.live:
+                sources[name] = FilePackets(camera.source if camera.source is not None else sample_clip_path())
+        masks = {name: camera.privacy.masks for name, camera in self.config.cameras.items()}
+        self._evidence = EvidenceSink(self.config.cameras, sources, emit=self.emit, masks=masks, run_id=self.run_id)
+        self.subscribe(self._evidence)
+        for name, lane in self.lanes.items():
+            self._held_sinks[name], lane.sinks = lane.sinks, []
 
     def _keep_house(self) -> None:
         """Until the end: the watchdog, the terminal, systemd's status line. Wakes on the stop flag or every 0.5 s."""
@@ -281,11 +311,24 @@ class Service:
                 log.warning("closing %s failed: %s", source.name, error)
         if self._http is not None:
             self._http.stop()
+        if self._evidence is not None:  # first: its last clip events go to the sinks below
+            try:
+                self._evidence.close()
+            except Exception as error:
+                log.warning("closing the evidence failed: %s", error)
         for sink in self._sinks:
+            if sink is self._evidence:
+                continue
             try:
                 sink.close()
             except Exception as error:
                 log.warning("closing %s failed: %s", type(sink).__name__, error)
+        for name, sinks in self._held_sinks.items():
+            for sink in sinks:
+                try:
+                    sink.close()
+                except Exception as error:
+                    self.lanes[name].reporter.warn(f"{name}: closing {type(sink).__name__} failed: {error}")
 
     def _finish(self) -> RunResult:
         interrupted_by = self.stop.signal_name

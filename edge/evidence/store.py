@@ -1,109 +1,151 @@
-"""The clips on disk as /api/clips lists them: the ``{id}.json`` sidecars under each camera's evidence.dir.
+"""The clips on disk, as ``/api/clips`` lists them: one ``{id}.json`` sidecar beside each clip's files.
 
-A sidecar (``{evidence.dir}/{YYYY-MM-DD}/{id}.json``, see ``edge.evidence``) holds ``id``, ``camera``,
-``rule``, ``activity``, ``passed``, ``start_s``, ``end_s``, ``wall_time`` and ``clip``, ``snapshot``,
-``vtt`` as paths relative to evidence.dir; an item of ``list`` has those fields with the three paths
-turned into URLs (``/clips/{camera}/{relative}``, or None). ``resolve`` maps such a URL's path back to
-the file, never to anything outside the camera's folder.
+Layout (``edge.evidence``): ``{evidence.dir}/{YYYY-MM-DD}/{id}.mp4``, ``{id}.jpg``, ``{id}.vtt`` and
+``{id}.json``; the sidecar is the listed item with the files as names relative to ``evidence.dir``
+(``clip``, ``snapshot``, ``vtt``). URLs are ``/clips/{camera}/{relative path}``; ``resolve`` maps one
+back to a file and never leaves the camera's folder. The sidecar is written last and atomically: a
+listed clip is a whole one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
+import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
-ITEM_KEYS = ("id", "camera", "rule", "activity", "passed", "start_s", "end_s", "wall_time")
-FILES = {"clip": "clip_url", "snapshot": "snapshot_url", "vtt": "vtt_url"}
-SERVED_SUFFIXES = {".mp4", ".jpg", ".vtt"}
+ITEM_KEYS = ("id", "camera", "rule", "activity", "passed", "start_s", "end_s", "wall_time", "clip_url",
+             "snapshot_url", "vtt_url")
+URL_PREFIX = "/clips"
+
+
+def clip_url(camera: str, relative: str | None) -> str | None:
+    """``/clips/{camera}/{relative}`` (quoted), or None."""
+    if relative is None:
+        return None
+    return f"{URL_PREFIX}/{quote(camera, safe='')}/{quote(str(relative), safe='/')}"
+
+
+def _seconds(value) -> float | None:
+    """Unix seconds of ``since``/``wall_time``: a number, or an ISO 8601 time."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
 
 
 class ClipStore:
-    """The clips of the cameras in ``dirs`` (camera name → its evidence.dir). Reads the disk on each call,
-    so clips written (or deleted by retention) meanwhile are seen; any thread."""
+    """The evidence folders of the cameras that keep pictures: ``folders`` camera → ``evidence.dir``."""
 
-    def __init__(self, dirs: dict[str, Path]) -> None:
-        self.dirs = {name: Path(folder) for name, folder in dirs.items()}
+    def __init__(self, folders: Mapping[str, Path]) -> None:
+        self.folders = {camera: Path(folder) for camera, folder in folders.items()}
+
+    @classmethod
+    def from_config(cls, config) -> ClipStore:
+        """Every camera of a ``ServiceConfig`` that may keep pictures, at its ``evidence.dir``."""
+        from edge.evidence.paths import clips_dir
+
+        return cls({name: clips_dir(camera) for name, camera in config.cameras.items() if camera.keeps_pictures})
+
+    def folder_for(self, camera: str, day: str) -> Path:
+        """``{evidence.dir}/{day}`` of ``camera`` (``day`` YYYY-MM-DD), created."""
+        folder = self.folders[camera] / day
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def add(self, *, id: str, camera: str, rule: str | None, activity: str | None, passed: bool | None,
+            start_s: float, end_s: float, wall_time: str, clip: Path, snapshot: Path | None = None,
+            vtt: Path | None = None, **extra) -> dict:
+        """Write ``{id}.json`` beside ``clip`` (atomically) and return the listed item (with URLs)."""
+        root = self.folders[camera]
+        record = {"id": id, "camera": camera, "rule": rule, "activity": activity, "passed": passed,
+                  "start_s": round(float(start_s), 6), "end_s": round(float(end_s), 6), "wall_time": wall_time,
+                  "clip": self._relative(root, clip), "snapshot": self._relative(root, snapshot),
+                  "vtt": self._relative(root, vtt), **extra}
+        path = Path(clip).with_name(f"{id}.json")
+        temporary = path.with_name(f".{id}.{os.getpid()}.part.json")
+        try:
+            temporary.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return self._item(record)
 
     def list(self, camera: str | None = None, rule: str | None = None, passed: bool | None = None,
-             since: float | None = None, limit: int = 100) -> list[dict]:
-        """The newest ``limit`` items (newest first) matching every filter given: ``camera``, ``rule``,
-        ``passed`` and ``since`` (Unix seconds: clips whose ``wall_time`` is at or after it)."""
+             since=None, limit: int = 100) -> list[dict]:
+        """The clips, newest first (by ``wall_time``): ``camera``, ``rule``, ``passed`` filter when given;
+        ``since`` (Unix seconds or ISO 8601) keeps those at or after it; at most ``limit``."""
+        since_s = _seconds(since)
         items = []
-        for name, folder in self.dirs.items():
+        for name, root in self.folders.items():
             if camera is not None and name != camera:
                 continue
-            for sidecar in folder.glob("*/*.json"):
-                item = _item(sidecar, name)
-                if item is None or (rule is not None and item["rule"] != rule):
+            for path in root.glob("*/*.json"):
+                if path.name.startswith("."):
                     continue
-                if passed is not None and item["passed"] is not passed:
+                try:
+                    record = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue  # deleted meanwhile, or not ours
+                if not isinstance(record, dict) or record.get("camera") != name:
                     continue
-                if since is not None and not (_unix(item["wall_time"]) >= since):
+                if rule is not None and record.get("rule") != rule:
                     continue
-                items.append(item)
-        items.sort(key=lambda item: (_unix(item["wall_time"]), str(item["id"])), reverse=True)
-        return items[:max(0, int(limit))]
+                if passed is not None and record.get("passed") is not passed:
+                    continue
+                wall_s = _seconds(record.get("wall_time"))
+                if since_s is not None and (wall_s is None or wall_s < since_s):
+                    continue
+                items.append((wall_s or 0.0, record))
+        items.sort(key=lambda pair: pair[0], reverse=True)
+        return [self._item(record) for _, record in items[:max(0, int(limit))]]
 
     def resolve(self, camera: str, relative: str) -> Path | None:
-        """The file of ``/clips/{camera}/{relative}``: an existing .mp4, .jpg or .vtt inside the camera's
-        folder, else None (an unknown camera, ``..``, an absolute path, a symlink out, another kind of file)."""
-        folder = self.dirs.get(camera)
-        if folder is None or not relative or "\\" in relative or "\x00" in relative:
+        """The file ``relative`` (a URL's path after ``/clips/{camera}/``) of ``camera``, if it is a file
+        inside that camera's folder; None otherwise (unknown camera, ``..``, absolute, missing)."""
+        root = self.folders.get(camera)
+        if root is None or not relative:
             return None
-        parts = PurePosixPath(relative).parts
-        if PurePosixPath(relative).is_absolute() or any(part in ("..", ".") for part in parts):
-            return None
-        if PurePosixPath(relative).suffix.lower() not in SERVED_SUFFIXES:
+        parts = PurePosixPath(str(relative).replace("\\", "/")).parts
+        if not parts or parts[0] == "/" or any(part in ("..", "") for part in parts):
             return None
         try:
-            root = folder.resolve()
-            path = (root / Path(*parts)).resolve()
-        except (OSError, RuntimeError):
+            base = root.resolve()
+            path = (base / Path(*parts)).resolve()
+        except (OSError, RuntimeError, ValueError):
             return None
-        if not path.is_relative_to(root) or not path.is_file():
+        if not path.is_relative_to(base) or not path.is_file():
             return None
         return path
 
+    @staticmethod
+    def _relative(root: Path, path: Path | None) -> str | None:
+        if path is None:
+            return None
+        return PurePosixPath(Path(path).resolve().relative_to(root.resolve())).as_posix()
 
-def _item(sidecar: Path, camera: str) -> dict | None:
-    """The /api/clips item of one sidecar; None when it cannot be read (e.g. half written, or deleted)."""
-    try:
-        record = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        log.debug("%s: skipped: %s", sidecar, error)
-        return None
-    if not isinstance(record, dict):
-        return None
-    item = {key: record.get(key) for key in ITEM_KEYS}
-    item["camera"] = camera  # the folder says whose clip it is
-    for key, url_key in FILES.items():
-        relative = record.get(key)
-        item[url_key] = clip_url(camera, relative) if isinstance(relative, str) and relative else None
-    return item
+    @staticmethod
+    def _item(record: dict) -> dict:
+        camera = record.get("camera")
+        item = dict(record)
+        item["clip_url"] = clip_url(camera, record.get("clip"))
+        item["snapshot_url"] = clip_url(camera, record.get("snapshot"))
+        item["vtt_url"] = clip_url(camera, record.get("vtt"))
+        return item
 
 
-def clip_url(camera: str, relative: str) -> str:
-    """``/clips/{camera}/{relative}``, each part URL-quoted."""
-    return f"/clips/{quote(camera, safe='')}/" + "/".join(quote(part, safe="") for part in PurePosixPath(relative).parts)
-
-
-def _unix(wall_time) -> float:
-    """A sidecar's ``wall_time`` (ISO 8601, e.g. ``2026-11-28T08:00:01.000Z``, or Unix seconds) in Unix
-    seconds; -inf when missing or unreadable, so such items sort last and fail ``since``."""
-    if isinstance(wall_time, (int, float)) and not isinstance(wall_time, bool):
-        return float(wall_time) if math.isfinite(wall_time) else -math.inf
-    if isinstance(wall_time, str):
-        try:
-            return datetime.fromisoformat(wall_time.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return -math.inf
-    return -math.inf
-
-
-__all__ = ["ClipStore", "clip_url"]
+__all__ = ["ITEM_KEYS", "ClipStore", "clip_url"]

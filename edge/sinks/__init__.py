@@ -21,7 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from edge.events import Event
 
-EVENT_KINDS = ("prediction", "gap", "activity", "check", "status")
+EVENT_KINDS = ("prediction", "gap", "activity", "check", "clip", "status")
 
 
 @runtime_checkable

@@ -7,7 +7,8 @@ design's keys::
     wall_time, label, score, top_k [{label, score}], latency_ms {preprocess,
     infer, postprocess, end_to_end}, model, untrained [, scores] [, gated], camera, run_id
 
-A live stream's gap, an activity and a check are lines of their own, told
+A live stream's gap, an activity, a check and a clip (``edge.evidence``: the
+evidence of a check or an activity is on disk) are lines of their own, told
 apart by their ``"event"`` key. Each line is its event's ``to_json_dict()``
 (``edge.events``). The file is appended to (a restart never truncates
 someone's records) unless ``overwrite=True``.
@@ -71,7 +72,7 @@ class EventWriter:
         self._write_record(event.to_json_dict())
 
     def handle(self, event: Event) -> None:
-        """The ``Sink`` side: predictions, gaps, activities and checks are lines; other kinds are not."""
+        """The ``Sink`` side: predictions, gaps, activities, checks and clips are lines; other kinds are not."""
         if event.kind in LINE_KINDS:
             self._write_record(event.to_json_dict())
 

@@ -9,8 +9,10 @@ Topics (``{prefix}`` is ``mqtt.topic_prefix``, default ``edge-har``)::
     {prefix}/events               QoS 1     activity events, the events.jsonl object
     {prefix}/checks               QoS 1     check events, the events.jsonl object
     {prefix}/{camera}/prediction  QoS 0     per-clip predictions, only with ``mqtt.predictions: true``
+    {prefix}/{camera}/clip        QoS 1     clip events (``edge.evidence``), the events.jsonl object
+    {prefix}/rules/{rule}/snapshot retained the JPEG of the rule's last failure (a Home Assistant ``image``)
 
-Activity and check events go to the on-disk spool (``edge.sinks.spool``)
+Activity, check and clip events go to the on-disk spool (``edge.sinks.spool``)
 first: ``handle()`` writes the line (one ``write()``: safe from a process
 crash at once), the sender thread fsyncs whatever was written since its last
 wake-up (group commit: safe from power loss a disk sync later, and no lane
@@ -117,6 +119,8 @@ class MqttSink:
         self._camera_status: dict[str, str] = {camera: "starting" for camera in self.cameras}
         self._camera_activity: dict[str, str] = {camera: "none" for camera in self.cameras}
         self._rule_results: dict[str, dict[str, bool]] = {rule: {} for rule in self.rules}
+        self._rule_snapshots: dict[str, bytes] = {}   # rule → the JPEG of its last failure
+        self._failed_checks: collections.OrderedDict[str, str] = collections.OrderedDict()  # check id → rule
 
         self._ssl_context = self._tls_context() if settings.tls else None
         spool_dir = Path(settings.spool_dir) if settings.spool_dir else _default_spool_dir()
@@ -195,14 +199,17 @@ class MqttSink:
         if self._closed:
             return
         try:
-            if event.kind in ("activity", "check"):
-                topic = self.events_topic if event.kind == "activity" else self.checks_topic
+            if event.kind in ("activity", "check", "clip"):
+                topic = {"activity": self.events_topic, "check": self.checks_topic}.get(
+                    event.kind) or f"{self.prefix}/{topic_part(event.camera)}/clip"
                 if self.spool.append(topic, event.to_json_dict()) is not None and not self.connected:
                     with self._count_lock:
                         self.spooled += 1
                 self._wake.set()
                 if event.kind == "check":
                     self._on_check(event)
+                elif event.kind == "clip":
+                    self._on_clip(event)
             elif event.kind == "current_activity":
                 self._on_current_activity(event.camera, event.activity or "none")
             elif event.kind == "status":
@@ -232,6 +239,10 @@ class MqttSink:
         if passed is None:   # a deadline still pending when a file ended: no judgement
             return
         with self._state_lock:
+            if passed is False and event.id is not None:   # its clip's snapshot will be the rule's image
+                self._failed_checks[event.id] = rule
+                while len(self._failed_checks) > 1024:
+                    self._failed_checks.popitem(last=False)
             known = rule in self._rule_results
             results = self._rule_results.setdefault(rule, {})
             before = _rule_state(results)
@@ -239,6 +250,21 @@ class MqttSink:
             after = _rule_state(results)
             if after != before or not known:
                 self._publish_state(self._rule_topic(rule), after)
+
+    def _on_clip(self, event) -> None:
+        """The snapshot of a failed check's clip becomes its rule's image (retained)."""
+        with self._state_lock:
+            rule = self._failed_checks.pop(event.check_id, None) if event.check_id else None
+        if rule is None or not event.snapshot:
+            return
+        try:
+            picture = Path(event.snapshot).read_bytes()
+        except OSError as error:
+            log.warning("mqtt: cannot read the snapshot %s: %s", event.snapshot, error)
+            return
+        with self._state_lock:
+            self._rule_snapshots[rule] = picture
+            self.client.publish(self._rule_topic(rule, "snapshot"), picture, qos=0, retain=True)
 
     def close(self) -> None:
         """Send what the spool holds (up to ``close_timeout_s``), publish ``offline``, disconnect. Idempotent."""
@@ -280,8 +306,8 @@ class MqttSink:
 
     # -- state and discovery -------------------------------------------------------------------
 
-    def _rule_topic(self, rule: str) -> str:
-        return f"{self.prefix}/rules/{topic_part(rule)}/state"
+    def _rule_topic(self, rule: str, what: str = "state") -> str:
+        return f"{self.prefix}/rules/{topic_part(rule)}/{what}"
 
     def _publish_state(self, topic: str, payload: str) -> None:
         # QoS 0: a state lost with a broken connection is republished by on_connect; a QoS 1 resend
@@ -300,6 +326,8 @@ class MqttSink:
                 self._publish_state(f"{self.prefix}/{topic_part(camera)}/activity", activity)
             for rule, results in self._rule_results.items():
                 self._publish_state(self._rule_topic(rule), _rule_state(results))
+            for rule, picture in self._rule_snapshots.items():
+                self.client.publish(self._rule_topic(rule, "snapshot"), picture, qos=0, retain=True)
 
     def discovery_configs(self) -> dict[str, dict]:
         """Home Assistant MQTT discovery: ``{config topic: payload}`` for every camera and rule."""
@@ -353,6 +381,14 @@ class MqttSink:
                 "payload_on": "ON",
                 "payload_off": "OFF",
                 "device_class": "problem",
+                **common,
+            }
+            configs[f"{base}/image/{node}/rule_{part}_snapshot/config"] = {
+                "name": f"rule {rule} last failure",
+                "unique_id": f"{node}_rule_{part}_snapshot",
+                "default_entity_id": f"image.{_entity_slug(node, 'rule', part, 'snapshot')}",
+                "image_topic": self._rule_topic(rule, "snapshot"),
+                "content_type": "image/jpeg",
                 **common,
             }
         return configs
