@@ -72,6 +72,19 @@ def frames_factory():
 DEMO_HOME = "edge-home"  # under the session's base temp dir; tests/models and tests/test_runtime use the same one
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _edge_home_of_the_session(tmp_path_factory):
+    """Every test (and its subprocesses) keeps its models, clips and recordings under the session's base
+    temp dir, never in the user's ``~/.cache/edge-har``; a test that needs its own sets its own."""
+    previous = os.environ.get("EDGE_HAR_HOME")
+    os.environ["EDGE_HAR_HOME"] = str(tmp_path_factory.getbasetemp() / DEMO_HOME)
+    yield
+    if previous is None:
+        os.environ.pop("EDGE_HAR_HOME", None)
+    else:
+        os.environ["EDGE_HAR_HOME"] = previous
+
+
 @pytest.fixture(scope="session")
 def demo_home(tmp_path_factory):
     """An ``$EDGE_HAR_HOME`` whose model cache already holds the demo IR (built once per session)."""

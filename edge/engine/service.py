@@ -251,12 +251,13 @@ class Service:
         from edge.config import sample_clip_path
         from edge.evidence.cut import FilePackets
         from edge.evidence.manager import EvidenceSink
+        from edge.privacy import Masks
 
         sources = dict(self.recorders)
         for name, camera in self.config.cameras.items():
             if camera.kind == "file" and not camera.live:
                 sources[name] = FilePackets(camera.source if camera.source is not None else sample_clip_path())
-        masks = {name: camera.privacy.masks for name, camera in self.config.cameras.items()}
+        masks = {name: Masks.of(camera) for name, camera in self.config.cameras.items()}
         self._evidence = EvidenceSink(self.config.cameras, sources, emit=self.emit, masks=masks, run_id=self.run_id)
         self.subscribe(self._evidence)
         for name, lane in self.lanes.items():

@@ -146,9 +146,8 @@ def _temporary(path: Path) -> Path:
 
 def cut_clip(packets: Packets, start_s: float, end_s: float, out_path, masks=None) -> CutResult:
     """Write ``packets`` (from a source's ``packets(start_s, end_s)``) to ``out_path`` as an H.264 MP4
-    (faststart). Without ``masks`` the packets are copied bit for bit; with ``masks`` (a callable taking
-    and returning a BGR uint8 H×W×3 array, e.g. ``edge.privacy.Masks.apply``, or polygons in 0-1
-    image coordinates) each frame is decoded, masked and encoded with libx264.
+    (faststart). Without ``masks`` the packets are copied bit for bit; with ``masks`` (an
+    ``edge.privacy.Masks``) each frame is decoded, masked and encoded with libx264.
 
     ``start_s``/``end_s`` are the span asked for (the packets already start at its keyframe). Raises
     ``CutError`` when there is no packet or the file cannot be written; no file is left under
@@ -159,7 +158,7 @@ def cut_clip(packets: Packets, start_s: float, end_s: float, out_path, masks=Non
     temporary = _temporary(out_path)
     try:
         with packets:
-            if masks is None:
+            if not masks:
                 result = _copy(packets, temporary)
             else:
                 result = _reencode(packets, temporary, _masked_frame(masks))
@@ -169,7 +168,7 @@ def cut_clip(packets: Packets, start_s: float, end_s: float, out_path, masks=Non
         if isinstance(error, (av.error.FFmpegError, OSError, ValueError)):
             raise CutError(f"cannot write clip {out_path}: {error}") from None
         raise
-    return CutResult(out_path, result[0], result[1], result[2], result[3], masks is not None)
+    return CutResult(out_path, result[0], result[1], result[2], result[3], bool(masks))
 
 
 def _copy(packets: Packets, path: Path) -> tuple[float, float, float, int]:
@@ -238,69 +237,22 @@ class _Span:
         return self.first, self.last_end, self.first_key, self.frames
 
 
-def _polygon_points(polygons, width: int, height: int) -> list[np.ndarray]:
-    return [np.round(np.asarray(polygon, np.float64).reshape(-1, 2) * (width, height)).astype(np.int32)
-            for polygon in polygons]
+def _masked_frame(masks):
+    """``masks`` (an ``edge.privacy.Masks``) as a function decoded frame → masked frame to encode. The
+    polygons are burnt into the yuv420p picture directly (no BGR round trip: the costly part of a masked
+    clip at 1080p), into a copy the decoder does not hold (its pictures are its reference frames)."""
 
-
-def _mask_function(masks) -> Callable[[np.ndarray], np.ndarray]:
-    """``masks`` as a function BGR → BGR: a callable as it is, polygons (0-1 coordinates) filled black."""
-    if callable(masks):
-        return masks
-
-    def black(image: np.ndarray) -> np.ndarray:
-        import cv2
-
-        height, width = image.shape[:2]
-        cv2.fillPoly(image, _polygon_points(masks, width, height), (0, 0, 0))
-        return image
-
-    return black
-
-
-class _YuvMasks:
-    """Polygons burnt into a decoded yuv420p picture directly (no BGR round trip: the costly part of a
-    masked clip at 1080p): luma black, chroma neutral wherever a polygon covers."""
-
-    def __init__(self, polygons) -> None:
-        self.polygons = polygons
-        self._size: tuple[int, int] | None = None
-
-    def _rasters(self, width: int, height: int):
-        import cv2
-
-        if self._size != (width, height):
-            luma = np.zeros((height, width), np.uint8)
-            cv2.fillPoly(luma, _polygon_points(self.polygons, width, height), 1)
-            self._luma = luma.astype(bool)
-            self._chroma = self._luma.reshape(height // 2, 2, width // 2, 2).any(axis=(1, 3))
-            self._size = (width, height)
-        return self._luma, self._chroma
-
-    def frame(self, frame: av.VideoFrame) -> av.VideoFrame:
+    def masked(frame: av.VideoFrame) -> av.VideoFrame:
         width, height = frame.width, frame.height
-        planes = frame.to_ndarray(format="yuv420p")
-        luma, chroma = self._rasters(width, height)
+        if width % 4 or height % 4:
+            return _via_bgr(frame, masks.apply)
+        planes = frame.to_ndarray(format="yuv420p")   # a new array: ours to write
         quarter = height // 4
-        planes[:height][luma] = 0 if frame.color_range == 2 else 16   # 2: full range (JPEG)
-        planes[height:height + quarter].reshape(height // 2, width // 2)[chroma] = 128
-        planes[height + quarter:].reshape(height // 2, width // 2)[chroma] = 128
+        masks.apply_planes(planes[:height], planes[height:height + quarter].reshape(height // 2, width // 2),
+                           planes[height + quarter:].reshape(height // 2, width // 2), copy=False)
         return av.VideoFrame.from_ndarray(planes, format="yuv420p")
 
-
-def _masked_frame(masks):
-    """``masks`` as a function decoded frame → masked frame to encode."""
-    if not callable(masks):
-        yuv = _YuvMasks(masks)
-        bgr = _mask_function(masks)
-
-        def by_planes(frame: av.VideoFrame) -> av.VideoFrame:
-            if frame.width % 4 == 0 and frame.height % 4 == 0:
-                return yuv.frame(frame)
-            return _via_bgr(frame, bgr)
-
-        return by_planes
-    return lambda frame: _via_bgr(frame, masks)
+    return masked
 
 
 def _via_bgr(frame: av.VideoFrame, mask: Callable[[np.ndarray], np.ndarray]) -> av.VideoFrame:

@@ -88,7 +88,7 @@ class EvidenceSink:
     ``sources``: camera → packet source (``FilePackets``, a ``Recorder``): ``packets(start_s, end_s)``
     and ``covered_until()``; a camera without one gets no clip (one log line). ``emit``: where the
     ``ClipEvent`` goes (the service's ``emit``). ``store``: the ``ClipStore`` (default: the cameras'
-    ``evidence.dir``). ``masks``: camera → a callable BGR → BGR or polygons, burnt into clips and
+    ``evidence.dir``). ``masks``: camera → ``edge.privacy.Masks``, burnt into clips and
     snapshots. ``run_id``: prefixes ids when the events carry none.
     """
 

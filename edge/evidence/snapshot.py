@@ -58,13 +58,11 @@ def write_snapshot(path, clip_path, time_s: float, *, shown: Shown | None = None
                    activity: tuple[str, float] | None = None, alert: str | None = None, masks=None,
                    untrained: bool = False) -> Path:
     """Write ``path`` (JPEG): the clip's frame at ``time_s`` (seconds after its first frame), ``masks`` (a
-    callable BGR → BGR, or polygons) applied, then the overlay: ``shown`` label, ``activity`` (name,
+    ``edge.privacy.Masks``) applied, then the overlay: ``shown`` label, ``activity`` (name,
     seconds it had run), ``alert``. Raises ``SnapshotError``."""
-    from edge.evidence.cut import _mask_function
-
     image = frame_at(clip_path, time_s)
-    if masks is not None:
-        image = np.ascontiguousarray(_mask_function(masks)(image))
+    if masks:
+        image = masks.apply(np.ascontiguousarray(image))
     draw_overlay(image, overlay_state(shown, untrained=untrained, activity=activity, alert=alert))
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
