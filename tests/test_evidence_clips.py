@@ -241,16 +241,33 @@ def test_a_rule_over_two_cameras_gets_a_clip_from_each(day_video, tmp_path):
 def test_a_live_camera_without_a_recorder_gets_no_clip(tmp_path, caplog):
     from edge.evidence.manager import EvidenceSink
 
-    config = sink_config(tmp_path, {"door": {"source": "rtsp://127.0.0.1:1/x"}})
-    emitted = []
-    sink = EvidenceSink(config.cameras, {}, emit=emitted.append)
-    for number in (1, 2):
-        sink.handle(activity("door", "start", number, 2.0))
-        sink.handle(activity("door", "end", number, 2.0, 3.0))
-        sink.handle(check("door", [f"door-handwash-{number}"], number=number))
-    sink.close()
+    import logging
+
+    from edge.evidence import manager
+
+    class Lines(logging.Handler):   # the module's own logger: another test's CLI may stop propagation
+        def __init__(self):
+            super().__init__(logging.DEBUG)
+            self.lines = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    lines = Lines()
+    manager.log.addHandler(lines)
+    try:
+        config = sink_config(tmp_path, {"door": {"source": "rtsp://127.0.0.1:1/x"}})
+        emitted = []
+        sink = EvidenceSink(config.cameras, {}, emit=emitted.append)
+        for number in (1, 2):
+            sink.handle(activity("door", "start", number, 2.0))
+            sink.handle(activity("door", "end", number, 2.0, 3.0))
+            sink.handle(check("door", [f"door-handwash-{number}"], number=number))
+        sink.close()
+    finally:
+        manager.log.removeHandler(lines)
     assert emitted == []
-    assert sum("no recording" in record.getMessage() for record in caplog.records) == 1
+    assert sum("no recording" in line for line in lines.lines) == 1
 
 
 # ---------------------------------------------------------------- a scripted day, run as a file
