@@ -521,3 +521,14 @@ def serving(service, *, token: str | None = None, host: str = "127.0.0.1"):
     finally:
         server.stop()
 
+
+def raw_get(url_base: str, raw_path: str) -> tuple[int, bytes]:
+    """An HTTP/1.1 GET with the path bytes exactly as given (no client-side normalisation)."""
+    host, port = url_base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"GET {raw_path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data

@@ -25,7 +25,7 @@ from edge.sinks import SinkError
 from edge.sinks.prometheus import PrometheusSink
 from edge.web import app as web
 from edge.web.app import HttpError, create_app, is_loopback, serve_http
-from support_web import (MjpegReader, ServiceDouble, check_record, decode_jpeg, free_port, gap_record,
+from support_web import (MjpegReader, ServiceDouble, check_record, decode_jpeg, free_port, gap_record, raw_get,
                          prediction_record, psnr, scene, service_with_metrics, serving)
 
 TOKEN = "s3cret-token"
@@ -288,18 +288,6 @@ def test_snapshot_of_a_camera_that_draws_nothing(service, client):
                                   "/cameras/sink/other", "/cameras//snapshot.jpg"])
 def test_unknown_camera_is_404(client, path):
     assert client.get(path).status_code == 404
-
-
-def raw_get(url_base: str, raw_path: str) -> tuple[int, bytes]:
-    """An HTTP/1.1 GET with the path bytes exactly as given (no client-side normalisation)."""
-    host, port = url_base.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"GET {raw_path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    status = int(data.split(b" ", 2)[1])
-    return status, data
 
 
 @pytest.mark.parametrize("raw_path", ["/cameras/..%2f..%2fetc/snapshot.jpg", "/cameras/..%2F..%2Fetc%2Fpasswd/mjpeg",

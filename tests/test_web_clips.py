@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from edge.config import config_from_mapping
 from edge.evidence.store import ClipStore
 from edge.web import app as web
 from edge.web.app import byte_range, create_app
-from support_web import CHROMIUM, HeadlessChromium, ServiceDouble, check_record, scene, serving
+from support_web import CHROMIUM, HeadlessChromium, ServiceDouble, check_record, raw_get, scene, serving
 
 FFMPEG = shutil.which("ffmpeg")
 TOKEN = "clips-token"
@@ -207,17 +206,6 @@ def test_byte_range_arithmetic():
         byte_range("bytes=10-", 10)
     with pytest.raises(ValueError):
         byte_range("bytes=-5", 0)
-
-
-def raw_get(url_base: str, raw_path: str) -> tuple[int, bytes]:
-    """An HTTP/1.1 GET with the path bytes exactly as given (no client-side normalisation)."""
-    host, port = url_base.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"GET {raw_path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return int(data.split(b" ", 2)[1]), data
 
 
 def test_only_clip_files_inside_the_cameras_folder_are_served(service, evidence):

@@ -28,6 +28,14 @@ AT_ERROR = "edge_at"  # ctx {"at": key path below the model, "problem", "blame"?
 OUTPUT_PATHS = ("video", "subtitles", "events", "summary")   # may hold {camera}
 HWACCELS = ("auto", "none", "qsv", "vaapi")
 RULE_KINDS = ("min_duration", "sequence", "forbidden", "followed_by")
+CLIP_MODES = ("none", "failed_checks", "checks", "activities")   # evidence.clips
+
+
+def _as_tuple(data: Any, key: str) -> Any:
+    """``data`` with its list ``key`` as a tuple (sections are frozen and hashable)."""
+    if isinstance(data, dict) and isinstance(data.get(key), list):
+        data = {**data, key: tuple(data[key])}
+    return data
 
 
 def at(path: str | tuple, problem: str, **extra: Any) -> PydanticCustomError:
@@ -156,7 +164,7 @@ class RecordConfig(Section):
 class EvidenceConfig(Section):
     """``evidence:`` a clip (and snapshot) of what a check judged, cut at keyframes without re-encoding."""
 
-    clips: Literal["none", "failed_checks", "checks", "activities"] = "failed_checks"
+    clips: Literal[CLIP_MODES] = "failed_checks"
     pre_s: StrictFloat = Field(5.0, ge=0.0, le=600.0)
     post_s: StrictFloat = Field(5.0, ge=0.0, le=600.0)
     snapshot: StrictBool = True
@@ -195,12 +203,7 @@ class PrivacyConfig(Section):
     retain_pictures_h: Optional[StrictFloat] = Field(None, gt=0.0, description="clips and snapshots older than "
                                                      "this are deleted, whatever evidence.retain_days says")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _masks_as_tuple(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("masks"), list):
-            data = {**data, "masks": tuple(data["masks"])}
-        return data
+    _masks_as_tuple = model_validator(mode="before")(classmethod(lambda cls, data: _as_tuple(data, "masks")))
 
 
 class StorageConfig(Section):
@@ -460,12 +463,7 @@ class ServiceConfig(CameraSections, _Engine):
     origin: Optional[str] = Field(None, exclude=True)
     env_keys: frozenset[str] = Field(frozenset(), exclude=True, description="dotted keys whose values came from ${VAR}")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _rules_as_tuple(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("rules"), list):
-            data = {**data, "rules": tuple(data["rules"])}
-        return data
+    _rules_as_tuple = model_validator(mode="before")(classmethod(lambda cls, data: _as_tuple(data, "rules")))
 
     @model_validator(mode="after")
     def verify_outputs_apart(self):

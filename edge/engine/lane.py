@@ -70,6 +70,7 @@ class Lane:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
+        self._sinks_held = False
 
     # -- what others read ----------------------------------------------------------------------
 
@@ -233,15 +234,24 @@ class Lane:
 
     # -- the end -------------------------------------------------------------------------------
 
-    def _close_sinks(self) -> None:
-        problems = self.output.close()
+    def hold_sinks(self) -> None:
+        """The lane's own sinks stay open when it ends, until ``close_sinks()``: events made after the
+        lane (the evidence's clip lines) still reach them."""
+        self._sinks_held = True
+
+    def close_sinks(self) -> None:
+        """Finalise the lane's own sinks (events.jsonl, subtitles); problems become warnings."""
         for sink in self.sinks:
             try:
                 sink.close()
             except Exception as error:  # finalising one sink must not lose the others
-                problems.append(f"closing {type(sink).__name__} failed: {error}")
-        for problem in problems:
+                self.reporter.warn(f"{self.name}: closing {type(sink).__name__} failed: {error}")
+
+    def _close_sinks(self) -> None:
+        for problem in self.output.close():
             self.reporter.warn(f"{self.name}: {problem}")
+        if not self._sinks_held:
+            self.close_sinks()
 
     def status(self) -> dict:
         """This camera for /api/status and the terminal (cheap; any thread)."""

@@ -92,7 +92,6 @@ class Service:
         self._http = None
         self._prometheus = None
         self._evidence = None
-        self._held_sinks: dict[str, list[Sink]] = {}
         # Live cameras' packet sources for clips (camera -> ``edge.evidence.record.Recorder``): the
         # recording side fills it before the lanes start; a live camera without one gets no clip.
         self.recorders: dict[str, object] = {}
@@ -260,8 +259,8 @@ class Service:
         masks = {name: Masks.of(camera) for name, camera in self.config.cameras.items()}
         self._evidence = EvidenceSink(self.config.cameras, sources, emit=self.emit, masks=masks, run_id=self.run_id)
         self.subscribe(self._evidence)
-        for name, lane in self.lanes.items():
-            self._held_sinks[name], lane.sinks = lane.sinks, []
+        for lane in self.lanes.values():
+            lane.hold_sinks()
 
     def _keep_house(self) -> None:
         """Until the end: the watchdog, the terminal, systemd's status line. Wakes on the stop flag or every 0.5 s."""
@@ -324,12 +323,9 @@ class Service:
                 sink.close()
             except Exception as error:
                 log.warning("closing %s failed: %s", type(sink).__name__, error)
-        for name, sinks in self._held_sinks.items():
-            for sink in sinks:
-                try:
-                    sink.close()
-                except Exception as error:
-                    self.lanes[name].reporter.warn(f"{name}: closing {type(sink).__name__} failed: {error}")
+        if self._evidence is not None:
+            for lane in self.lanes.values():
+                lane.close_sinks()
 
     def _finish(self) -> RunResult:
         interrupted_by = self.stop.signal_name

@@ -4,6 +4,8 @@ It is a ``Sink`` the service subscribes, so it sees every event of every camera.
 the activity segments by id and the recent predictions and activity events (for the WebVTT and the
 snapshot). What gets a clip follows ``CameraConfig.clips``:
 
+What gets a clip (``edge.config.schema.CLIP_MODES``):
+
 - ``failed_checks``: every check that failed; ``checks``: every check (passed, failed, undecided);
 - ``activities``: every activity segment, when it ends (checks then get none of their own);
 - ``none``: nothing.
@@ -33,6 +35,7 @@ from datetime import datetime
 
 from edge.activities import observation_time
 from edge.events import ClipEvent, Event, time_value
+from edge.health import CameraState
 from edge.evidence.cut import CutError, cut_clip
 from edge.evidence.snapshot import Shown, SnapshotError, write_snapshot
 from edge.evidence.store import ClipStore
@@ -43,7 +46,6 @@ log = logging.getLogger(__name__)
 RECENT_EVENTS = 20_000     # predictions and activity events kept per camera (hours at stride 8)
 SEGMENTS_KEPT = 4096       # activity segments remembered per camera, by id
 POLL_S = 0.5               # how often a pending live clip looks at its recorder again
-MODES = ("none", "failed_checks", "checks", "activities")
 
 
 @dataclass
@@ -130,7 +132,7 @@ class EvidenceSink:
                 self._on_activity(state, event)
             elif kind == "check":
                 self._on_check(event)
-            elif kind == "status" and event.state == "finished":
+            elif kind == "status" and event.state == CameraState.FINISHED.value:
                 state.ended = True
             else:
                 return
@@ -341,4 +343,4 @@ def check_evidence_dirs(config) -> None:
             raise SinkError(f"evidence.dir of camera {name}: {error}") from None
 
 
-__all__ = ["MODES", "EvidenceSink", "check_evidence_dirs"]
+__all__ = ["EvidenceSink", "check_evidence_dirs"]

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
+
+from edge.activities import wall_seconds
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +34,27 @@ def clip_url(camera: str, relative: str | None) -> str | None:
     return f"{URL_PREFIX}/{quote(camera, safe='')}/{quote(str(relative), safe='/')}"
 
 
-def _seconds(value) -> float | None:
-    """Unix seconds of ``since``/``wall_time``: a number, or an ISO 8601 time."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
+def unix_seconds(value) -> float:
+    """Unix seconds of ``since`` or a ``wall_time``: a number, or an ISO 8601 time (without a zone: UTC;
+    ``edge.activities.wall_seconds``). Raises ``ValueError``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            if not re.search(r"(Z|[+-]\d\d:?\d\d)$", text):
+                text += "+00:00"
+            return wall_seconds(text.replace("Z", "+00:00"))
+    if not math.isfinite(number):
+        raise ValueError(f"not a time: {value!r}")
+    return number
+
+
+def _seconds_or_none(value) -> float | None:
     try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(str(value)).timestamp()
+        return None if value is None else unix_seconds(value)
     except ValueError:
         return None
 
@@ -88,8 +100,9 @@ class ClipStore:
     def list(self, camera: str | None = None, rule: str | None = None, passed: bool | None = None,
              since=None, limit: int = 100) -> list[dict]:
         """The clips, newest first (by ``wall_time``): ``camera``, ``rule``, ``passed`` filter when given;
-        ``since`` (Unix seconds or ISO 8601) keeps those at or after it; at most ``limit``."""
-        since_s = _seconds(since)
+        ``since`` (``unix_seconds``: Unix seconds or ISO 8601) keeps those at or after it; at most ``limit``.
+        Raises ``ValueError`` for a ``since`` that is not a time."""
+        since_s = None if since is None else unix_seconds(since)
         items = []
         for name, root in self.folders.items():
             if camera is not None and name != camera:
@@ -107,7 +120,7 @@ class ClipStore:
                     continue
                 if passed is not None and record.get("passed") is not passed:
                     continue
-                wall_s = _seconds(record.get("wall_time"))
+                wall_s = _seconds_or_none(record.get("wall_time"))
                 if since_s is not None and (wall_s is None or wall_s < since_s):
                     continue
                 items.append((wall_s or 0.0, record))
@@ -148,4 +161,4 @@ class ClipStore:
         return item
 
 
-__all__ = ["ITEM_KEYS", "ClipStore", "clip_url"]
+__all__ = ["ITEM_KEYS", "ClipStore", "clip_url", "unix_seconds"]

@@ -40,7 +40,6 @@ import socket
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -52,7 +51,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from edge.evidence.store import ClipStore
+from edge.evidence.store import ITEM_KEYS, ClipStore
 from edge.sinks import EVENT_KINDS, SinkError
 
 log = logging.getLogger(__name__)
@@ -72,8 +71,6 @@ MAX_VIEWERS_PER_CAMERA = 8
 SNAPSHOT_WAIT_S = 1.0
 MAX_CLIPS = 1000
 FILE_CHUNK = 64 * 1024
-CLIP_KEYS = ("id", "camera", "rule", "activity", "passed", "start_s", "end_s", "wall_time", "clip_url",
-             "snapshot_url", "vtt_url")  # an /api/clips item: what the page needs, no file paths
 CLIP_MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".vtt": "text/vtt; charset=utf-8"}
 BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -189,11 +186,9 @@ def camera_configs(service) -> dict:
 
 
 def clip_store_of(service) -> ClipStore:
-    """The clips of every camera of ``service`` that may keep pictures (``edge.evidence.paths.clips_dir``)."""
-    from edge.evidence.paths import clips_dir
-
-    return ClipStore({name: clips_dir(camera) for name, camera in camera_configs(service).items()
-                      if camera.keeps_pictures})
+    """The clips of every camera of ``service`` that may keep pictures (none for a service without a config)."""
+    config = getattr(service, "config", None)
+    return ClipStore.from_config(config) if getattr(config, "cameras", None) else ClipStore({})
 
 
 def pictures_refused(service, name: str) -> str | None:
@@ -287,15 +282,14 @@ def create_app(service: ServiceView, *, token: str | None = None, clips: ClipSto
     def api_clips(camera: str | None = Query(None, pattern=f"^{CAMERA_NAME.pattern}$"), rule: str | None = Query(None),
                   passed: bool | None = Query(None), since: str | None = Query(None),
                   limit: int = Query(100, ge=1, le=MAX_CLIPS)):
+        if camera is not None and pictures_refused(service, camera):
+            return _Json([])
         try:
-            since_s = parse_since(since) if since is not None else None
+            items = store.list(camera=camera, rule=rule, passed=passed, since=since, limit=limit)
         except ValueError:
             raise HTTPException(status_code=422, detail=f"since must be Unix seconds or an ISO 8601 time, "
                                                         f"got {since!r}") from None
-        if camera is not None and pictures_refused(service, camera):
-            return _Json([])
-        items = store.list(camera=camera, rule=rule, passed=passed, since=since_s, limit=limit)
-        return _Json([{key: item.get(key) for key in CLIP_KEYS} for item in items
+        return _Json([{key: item.get(key) for key in ITEM_KEYS} for item in items
                       if not pictures_refused(service, str(item.get("camera")))])
 
     @routes.get("/clips/{camera}/{relative:path}")
@@ -381,19 +375,6 @@ def create_app(service: ServiceView, *, token: str | None = None, clips: ClipSto
     app.include_router(open_routes)
     app.include_router(routes)
     return app
-
-
-def parse_since(text: str) -> float:
-    """``since`` of /api/clips in Unix seconds: a number, or an ISO 8601 time (without a zone: UTC).
-    Raises ``ValueError``."""
-    try:
-        value = float(text)
-    except ValueError:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)).timestamp()
-    if not math.isfinite(value):
-        raise ValueError(f"not a time: {text!r}")
-    return value
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
