@@ -35,7 +35,7 @@ from edge.engine.terminal import Terminal
 from edge.health import CameraState
 from edge.records import Prediction
 from edge.events import Event
-from edge.sinks import Sink, check_writable, write_summary
+from edge.sinks import EventWriter, Sink, SinkError, check_writable, write_summary
 from edge.systemd import Watchdog, notify
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class Service:
         self.registry = _new_registry()
         self._http = None
         self._prometheus = None
+        self.storage = None  # edge.evidence.storage.StorageGuard, once the lanes are built
 
     # -- what the side systems read ----------------------------------------------------------
 
@@ -131,8 +132,19 @@ class Service:
             classifier = self.model.classifier
             model = {"name": self.model_name, "untrained": classifier.info.untrained, "device": classifier.device,
                      "precision": classifier.precision, "num_requests": self.model.scheduler.num_requests}
+        for name, camera in cameras.items():
+            writer = self._events_writer(name)
+            if writer is not None:
+                camera["events"] = writer.status()
         ready = self.ready and any(camera["state"] == CameraState.ONLINE for camera in cameras.values())
-        return {"run_id": self.run_id, "mode": self.mode, "ready": ready, "model": model, "cameras": cameras}
+        storage = self.storage.status() if self.storage is not None else {}
+        storage["disk_full"] = any(camera.get("events", {}).get("disk_full") for camera in cameras.values())
+        return {"run_id": self.run_id, "mode": self.mode, "ready": ready, "model": model, "cameras": cameras,
+                "storage": storage}
+
+    def _events_writer(self, camera: str) -> EventWriter | None:
+        lane = self.lanes.get(camera)
+        return next((sink for sink in lane.sinks if isinstance(sink, EventWriter)), None) if lane else None
 
     def recent_events(self, limit: int) -> list[dict]:
         """The latest activity, check and gap events (their events.jsonl objects), newest last."""
@@ -169,8 +181,9 @@ class Service:
                 self.lanes[name] = build.build_lane(
                     camera, source=sources.get(name), health=healths[name], model=self.model, emit=self.emit,
                     run_id=self.run_id, model_name=self.model_name, hub=self.hubs.get(name),
-                    keep_predictions=self.keep_predictions)
+                    keep_predictions=self.keep_predictions, mode=self.mode)
                 self._camera_sinks[name] = self.lanes[name].sinks
+            self.storage = self._storage_guard()
             if self.model.classifier.info.untrained:
                 log.warning(UNTRAINED_WARNING)
             for lane in self.lanes.values():
@@ -248,9 +261,23 @@ class Service:
                     notify(status)
                     told = status
                 terminal.update()
+                self._guard_storage()
                 self.stop.event.wait(HOUSEKEEPING_S)
         finally:
             terminal.close()
+
+    def _storage_guard(self):
+        from edge.evidence.storage import StorageGuard
+
+        events = [Path(camera.output.events).parent for camera in self.config.cameras.values() if camera.output.events]
+        return StorageGuard.from_config(self.config, watch=events)
+
+    def _guard_storage(self) -> None:
+        """Free space and retention of the evidence (the guard paces itself: a look every few seconds)."""
+        try:
+            self.storage.maybe_run()
+        except Exception as error:  # the guard must never stop the service
+            log.error("storage guard failed: %s", error)
 
     def _progress(self) -> tuple[int, int, int]:
         """What the systemd watchdog checks moves: frames decoded, clips done, reconnection attempts
@@ -297,7 +324,12 @@ class Service:
             summaries[name] = data
             path = self.config.cameras[name].output.summary
             if path:
-                write_summary(path, data)
+                try:
+                    write_summary(path, data)
+                except SinkError as error:  # e.g. a full disk: the run's other outputs and exit code stand
+                    log.error("%s: %s", name, error)
+                    if isinstance(data.get("outputs"), dict):
+                        data["outputs"]["summary"] = None
         failed = any(summary.failed for summary in camera_summaries.values())
         if self.mode == "run" and self.stop.signum:
             exit_code = 128 + self.stop.signum
