@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -349,3 +350,72 @@ def test_age_retention_by_kind_and_privacy_hours(tmp_path):
     guard.maybe_run()                                            # paced: nothing more to do, nothing walked
     assert guard.deleted == {"recording": 1, "clip": 1}
     assert guard.min_free_bytes == 0 and GB == 1_000_000_000
+
+
+def test_serve_on_a_full_disk_reports_it_resumes_when_space_returns_and_stops_cleanly(
+        small_disk, demo_xml, demo_home, compiled_cache, moving_shapes_video, ffmpeg_stream):
+    """`edge-har serve` of a live camera whose events land on a full disk: the state shows in /api/status
+    and /metrics, writing resumes once a file is deleted, SIGTERM ends it with 0 and every line whole."""
+    import signal
+    import threading
+    import urllib.request
+
+    from conftest import free_port
+
+    server = ffmpeg_stream(moving_shapes_video(250, 160, 120, seed=4))
+    port = free_port()
+    config = {"model": {"path": str(demo_xml)},
+              "inference": {"precision": "f32", "cache_dir": str(compiled_cache)},
+              "sampling": {"mode": "rolling", "stride": 8},
+              "output": {"events": str(small_disk / "events.jsonl"), "summary": str(small_disk / "summary.json")},
+              "http": {"host": "127.0.0.1", "port": port},
+              "cameras": {"door": {"source": server.url()}}}
+    config_path = small_disk.parent / "edge-har.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    filler = fill(small_disk / "filler")
+    env = {**os.environ, "EDGE_HAR_HOME": str(demo_home)}
+    process = subprocess.Popen([sys.executable, "-m", "edge", "serve", "-c", str(config_path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    stderr_lines: list[str] = []
+    seen = threading.Condition()
+
+    def pump():
+        for line in process.stderr:
+            with seen:
+                stderr_lines.append(line)
+                seen.notify_all()
+
+    threading.Thread(target=pump, daemon=True).start()
+
+    def wait_for(text: str, timeout: float = 120) -> None:
+        with seen:
+            assert seen.wait_for(lambda: text in "".join(stderr_lines), timeout), "".join(stderr_lines)
+
+    def get(path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.read().decode()
+
+    try:
+        wait_for("the disk is full")
+        status = json.loads(get("/api/status"))
+        assert status["storage"]["disk_full"] and status["cameras"]["door"]["events"]["disk_full"]
+        assert status["cameras"]["door"]["events"]["lines_not_written"] >= 1
+        metrics = get("/metrics")
+        assert 'edgehar_disk_full{camera="door"} 1.0' in metrics
+        assert "edgehar_disk_free_bytes{" in metrics and 'edgehar_events_not_written_total{camera="door"}' in metrics
+        filler.unlink()                                   # space returns
+        wait_for("lines were not written")
+        assert not json.loads(get("/api/status"))["storage"]["disk_full"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    text = "".join(stderr_lines)
+    assert "Traceback" not in text and text.count("the disk is full") == 1, text
+    [events] = [p for p in small_disk.iterdir() if p.name.startswith("events-")]   # serve rotates daily
+    assert re.fullmatch(r"events-\d{4}-\d{2}-\d{2}\.jsonl", events.name)
+    lines = parsed_lines(events)
+    assert any("event" not in line for line in lines)      # predictions written after space returned
+    assert json.loads((small_disk / "summary.json").read_text())["interrupted_by"] == "SIGTERM"

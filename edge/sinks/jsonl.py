@@ -210,16 +210,16 @@ class EventWriter:
     def _lost(self, error: OSError) -> None:
         self.lines_not_written += 1
         self._episode_lost += 1
-        if self._failing is None:
-            self._failing = error.strerror or str(error)
+        if self._failing is None:  # the state first, then the line that tells it
             self.disk_full = error.errno in DISK_FULL_ERRNOS
+            self._failing = error.strerror or str(error)
             what = "the disk is full" if self.disk_full else self._failing
             log.warning("events: %s: cannot write %s; counting the lines not written and trying again with "
                         "each new line", what, self.current_path)
 
     def _recovered(self) -> None:
-        log.warning("events: writing %s again; %d lines were not written", self.current_path, self._episode_lost)
-        self._failing, self.disk_full, self._episode_lost = None, False, 0
+        lost, self._failing, self.disk_full, self._episode_lost = self._episode_lost, None, False, 0
+        log.warning("events: writing %s again; %d lines were not written", self.current_path, lost)
 
     def write(self, event: Event) -> None:
         """Write the event's line (its ``to_json_dict()``)."""
