@@ -20,6 +20,7 @@ empty is removed. Each deletion is counted by kind (``recording``, ``clip``).
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import re
@@ -27,8 +28,9 @@ import shutil
 import stat
 import time
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from edge.evidence.paths import clips_dir, recordings_dir
 
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 GB = 1_000_000_000
 DAY_S = 86400.0
 CHECK_S = 5.0      # how often free space is looked at (a statvfs per filesystem)
-RETAIN_S = 60.0    # how often the folders are walked for age retention
+RETAIN_S = 300.0   # how often the folders are walked for age retention (26k segments of a camera: ~0.7 s)
 KINDS = ("recording", "clip")
 DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CLIP_SUFFIXES = (".mp4", ".jpg", ".vtt", ".json")
@@ -126,12 +128,18 @@ class StorageGuard:
         """Delete what is older than its folder's age; returns how many items went."""
         now = self.clock()
         gone = 0
+        before = dict(self.deleted)
         for folder in self.folders:
             if folder.max_age_s is None:
                 continue
-            for item in _items(folder):
-                if now - item.time > max(folder.max_age_s, folder.young_s):
+            age = max(folder.max_age_s, folder.young_s)
+            # a day's folder is named after its local date; a day of margin covers time zones
+            until = date.fromtimestamp(now - age) + timedelta(days=1)
+            for item in _items(folder, until=until):
+                if now - item.time > age:
                     gone += self._delete(item, folder, "older than its retention")
+        if gone:
+            log.info("storage: deleted %s older than their retention", self._tally(before))
         return gone
 
     def keep_free(self) -> int:
@@ -151,25 +159,27 @@ class StorageGuard:
             if free >= self.min_free_bytes or not folders:
                 self.low.discard(mount)
                 continue
-            candidates = []
-            for rank, kind in enumerate(KINDS):
-                for folder in folders:
-                    if folder.kind == kind:
-                        candidates.extend((rank, item.time, item, folder) for item in _items(folder)
-                                          if now - item.time >= folder.young_s)
-            candidates.sort(key=lambda entry: (entry[0], entry[1]))
             if mount not in self.low:
                 log.warning("storage: %s has %.2f GB free, below storage.min_free_gb %.2f; deleting the oldest "
                             "recordings, then the oldest clips", mount, free / GB, self.min_free_bytes / GB)
             self.low.add(mount)
-            for _, _, item, folder in candidates:
-                gone += self._delete(item, folder, "the disk is low on space")
+            before = dict(self.deleted)
+            deleted = 0
+            for item, folder in _oldest_first(folders):
+                if now - item.time < folder.young_s:
+                    continue
+                deleted += self._delete(item, folder, "the disk is low on space")
                 free = self._free(mount)
                 if free is None or free >= self.min_free_bytes:
                     break
+            gone += deleted
+            if deleted:
+                log.info("storage: deleted %s to free space on %s", self._tally(before), mount)
             if free is not None and free >= self.min_free_bytes:
                 self.low.discard(mount)
                 log.warning("storage: %s has %.2f GB free again", mount, free / GB)
+            elif not deleted:  # nothing of ours may go: look again later, not every few seconds
+                self._next_check = now + self.retain_s
         return gone
 
     def status(self) -> dict:
@@ -179,6 +189,9 @@ class StorageGuard:
                 "deleted": dict(self.deleted)}
 
     # -- the parts -----------------------------------------------------------------------------
+
+    def _tally(self, before: dict[str, int]) -> str:
+        return ", ".join(f"{self.deleted[kind] - before.get(kind, 0)} {kind}s" for kind in KINDS)
 
     def _free(self, mount: str) -> int | None:
         try:
@@ -209,7 +222,7 @@ class StorageGuard:
         if not removed:
             return 0
         self.deleted[item.kind] = self.deleted.get(item.kind, 0) + 1
-        log.info("storage: deleted %s %s (%s)", item.kind, item.files[0].with_suffix(""), why)
+        log.debug("storage: deleted %s %s (%s)", item.kind, item.files[0].with_suffix(""), why)
         try:
             os.rmdir(item.files[0].parent)  # only when the day's folder is now empty
         except OSError:
@@ -217,33 +230,60 @@ class StorageGuard:
         return 1
 
 
-def _items(folder: Folder) -> list[Item]:
-    """The recordings or clips of ``folder``: regular files in ``{root}/{YYYY-MM-DD}/``, oldest first."""
-    groups: dict[tuple[str, str], list[tuple[Path, os.stat_result]]] = {}
+def _days(folder: Folder) -> list[tuple[date, str]]:
+    """The dated folders ``{root}/{YYYY-MM-DD}`` (not links), oldest first."""
+    days = []
     try:
-        days = [entry for entry in os.scandir(folder.root)
-                if DAY_FOLDER.match(entry.name) and entry.is_dir(follow_symlinks=False)]
+        entries = list(os.scandir(folder.root))
     except OSError:
         return []
-    for day in days:
+    for entry in entries:
+        if DAY_FOLDER.match(entry.name) and entry.is_dir(follow_symlinks=False):
+            try:
+                days.append((date.fromisoformat(entry.name), entry.path))
+            except ValueError:
+                continue
+    return sorted(days)
+
+
+def _day_items(folder: Folder, day_path: str) -> list[Item]:
+    """The recordings or clips of one dated folder (regular files only), oldest first."""
+    groups: dict[str, list[tuple[Path, os.stat_result]]] = {}
+    try:
+        entries = list(os.scandir(day_path))
+    except OSError:
+        return []
+    for entry in entries:
         try:
-            entries = list(os.scandir(day.path))
+            info = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        for entry in entries:
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if not stat.S_ISREG(info.st_mode):
-                continue
-            name = entry.name
-            if folder.kind == "clip":
-                name = _clip_stem(name)
-            groups.setdefault((day.name, name), []).append((Path(entry.path), info))
+        if stat.S_ISREG(info.st_mode):
+            name = _clip_stem(entry.name) if folder.kind == "clip" else entry.name
+            groups.setdefault(name, []).append((Path(entry.path), info))
     items = [Item(folder.kind, max(info.st_mtime for _, info in files), tuple(path for path, _ in files),
                   sum(info.st_size for _, info in files)) for files in groups.values()]
     return sorted(items, key=lambda item: item.time)
+
+
+def _items(folder: Folder, *, until: date | None = None) -> Iterator[Item]:
+    """The items of ``folder``, a day at a time, oldest day first (only days up to ``until`` when given)."""
+    for day, path in _days(folder):
+        if until is not None and day > until:
+            break
+        yield from _day_items(folder, path)
+
+
+def _oldest_first(folders: list[Folder]) -> Iterator[tuple[Item, Folder]]:
+    """Every recording (oldest first, across folders), then every clip (oldest first); read lazily."""
+    for kind in KINDS:
+        streams = [_with_folder(folder) for folder in folders if folder.kind == kind]
+        yield from heapq.merge(*streams, key=lambda entry: entry[0].time)
+
+
+def _with_folder(folder: Folder) -> Iterator[tuple[Item, Folder]]:
+    for item in _items(folder):
+        yield item, folder
 
 
 def _clip_stem(name: str) -> str:
