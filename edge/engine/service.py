@@ -246,7 +246,8 @@ class Service:
             self._http = serve_http(self, http.host, http.port, http.token)
 
     def _keep_house(self) -> None:
-        """Until the end: the watchdog, the terminal, systemd's status line. Wakes on the stop flag or every 0.5 s."""
+        """Until the end: the watchdog, the terminal, systemd's status line, the storage guard (free space and
+        retention of the evidence). Wakes on the stop flag or every 0.5 s."""
         terminal = Terminal(self, interactive=sys.stderr.isatty())
         watchdog_s = {name: float(lane.camera.reconnect.watchdog_s or 0) for name, lane in self.lanes.items()}
         told = None

@@ -40,6 +40,7 @@ GB = 1_000_000_000
 DAY_S = 86400.0
 CHECK_S = 5.0      # how often free space is looked at (a statvfs per filesystem)
 RETAIN_S = 300.0   # how often the folders are walked for age retention (26k segments of a camera: ~0.7 s)
+BACKOFF_S = 60.0   # the next space pass when the last one found nothing it may delete
 KINDS = ("recording", "clip")
 DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CLIP_SUFFIXES = (".mp4", ".jpg", ".vtt", ".json")
@@ -178,8 +179,8 @@ class StorageGuard:
             if free is not None and free >= self.min_free_bytes:
                 self.low.discard(mount)
                 log.warning("storage: %s has %.2f GB free again", mount, free / GB)
-            elif not deleted:  # nothing of ours may go: look again later, not every few seconds
-                self._next_check = now + self.retain_s
+            elif not deleted:  # nothing of ours may go yet: look again in a while, not every few seconds
+                self._next_check = now + BACKOFF_S
         return gone
 
     def status(self) -> dict:

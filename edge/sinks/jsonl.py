@@ -17,8 +17,8 @@ date of each event's ``wall_time`` (never going back a day), and rotated files o
 ``output.retain_days`` are deleted when a day's file is opened.
 
 A full disk is a state, not an error: a line that cannot be written is truncated away and counted
-(``lines_not_written``), ``disk_full`` is set, one WARNING is logged per episode, and the next line tries
-again, so writing resumes by itself when space returns.
+(``lines_not_written``), ``disk_full`` is set, one WARNING is logged per episode (and one INFO line when
+it ends), and the next line tries again, so writing resumes by itself when space returns.
 """
 
 from __future__ import annotations
@@ -210,8 +210,8 @@ class EventWriter:
     def _lost(self, error: OSError) -> None:
         self.lines_not_written += 1
         self._episode_lost += 1
+        self.disk_full = error.errno in DISK_FULL_ERRNOS
         if self._failing is None:  # the state first, then the line that tells it
-            self.disk_full = error.errno in DISK_FULL_ERRNOS
             self._failing = error.strerror or str(error)
             what = "the disk is full" if self.disk_full else self._failing
             log.warning("events: %s: cannot write %s; counting the lines not written and trying again with "
@@ -219,7 +219,7 @@ class EventWriter:
 
     def _recovered(self) -> None:
         lost, self._failing, self.disk_full, self._episode_lost = self._episode_lost, None, False, 0
-        log.warning("events: writing %s again; %d lines were not written", self.current_path, lost)
+        log.info("events: writing %s again; %d lines were not written", self.current_path, lost)
 
     def write(self, event: Event) -> None:
         """Write the event's line (its ``to_json_dict()``)."""
