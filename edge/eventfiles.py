@@ -15,9 +15,9 @@ import glob
 import json
 import os
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
 
 DATED = re.compile(r"^(?P<base>.+)-(?P<day>\d{4}-\d{2}-\d{2})$")  # a rotated file's name without its suffix
 GLOB_CHARS = frozenset("*?[")

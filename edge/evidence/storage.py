@@ -27,10 +27,10 @@ import re
 import shutil
 import stat
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from edge.evidence.paths import clips_dir, recordings_dir
 
@@ -89,7 +89,7 @@ class StorageGuard:
     _next_retain: float = float("-inf")
 
     @classmethod
-    def from_config(cls, config, *, watch: Iterable = (), **kwargs) -> "StorageGuard":
+    def from_config(cls, config, *, watch: Iterable = (), **kwargs) -> StorageGuard:
         """The folders of every camera of a ``ServiceConfig``; a folder shared by cameras keeps the longest ages."""
         folders: dict[tuple[str, str], Folder] = {}
         for camera in config.cameras.values():

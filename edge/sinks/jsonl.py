@@ -29,9 +29,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 from edge.eventfiles import DATED
 from edge.events import LINE_KINDS, Event
