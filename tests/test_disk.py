@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -375,9 +376,19 @@ def test_serve_on_a_full_disk_reports_it_resumes_when_space_returns_and_stops_cl
               "sampling": {"mode": "rolling", "stride": 8},
               "output": {"events": str(small_disk / "events.jsonl"), "summary": str(small_disk / "summary.json")},
               "http": {"host": "127.0.0.1", "port": port},
+              "record": {"dir": str(small_disk.parent / "recordings" / "{camera}")},
+              "evidence": {"dir": str(small_disk.parent / "clips" / "{camera}")},
               "cameras": {"door": {"source": server.url()}}}
     config_path = small_disk.parent / "edge-har.yaml"
     config_path.write_text(yaml.safe_dump(config))
+    # evidence past its retention (record 3 days, clips 30 days) beside some that is not
+    now = datetime.now().timestamp()
+    old_recording = put(small_disk.parent / "recordings" / "door" / "2020-01-01" / "1577880000.000.mp4", 10,
+                        4 * 86400, now)
+    new_recording = put(small_disk.parent / "recordings" / "door" / "2020-01-02" / "1577966400.000.mp4", 10,
+                        2 * 86400, now)
+    old_clip = clip_files(small_disk.parent / "clips" / "door" / "2020-01-01", "r-wash-1", 10, 31 * 86400, now)
+    new_clip = clip_files(small_disk.parent / "clips" / "door" / "2020-01-02", "r-wash-2", 10, 29 * 86400, now)
     filler = fill(small_disk / "filler")
     env = {**os.environ, "EDGE_HAR_HOME": str(demo_home)}
     process = subprocess.Popen([sys.executable, "-m", "edge", "serve", "-c", str(config_path)],
@@ -408,6 +419,14 @@ def test_serve_on_a_full_disk_reports_it_resumes_when_space_returns_and_stops_cl
         assert status["cameras"]["door"]["events"]["lines_not_written"] >= 1
         metrics = get("/metrics")
         assert 'edgehar_disk_full{camera="door"} 1.0' in metrics
+        # the housekeeping's first pass (it comes before the first clip is judged; polled to be sure)
+        deadline = time.monotonic() + 60
+        while json.loads(get("/api/status"))["storage"]["deleted"] != {"recording": 1, "clip": 1}:
+            assert time.monotonic() < deadline, get("/api/status")
+            time.sleep(0.1)
+        assert 'edgehar_evidence_deleted_total{kind="clip"} 1.0' in get("/metrics")
+        assert not old_recording.exists() and not any(p.exists() for p in old_clip)
+        assert new_recording.exists() and all(p.exists() for p in new_clip)
         assert "edgehar_disk_free_bytes{" in metrics and 'edgehar_events_not_written_total{camera="door"}' in metrics
         filler.unlink()                                   # space returns
         wait_for("lines were not written")
@@ -425,3 +444,28 @@ def test_serve_on_a_full_disk_reports_it_resumes_when_space_returns_and_stops_cl
     lines = parsed_lines(events)
     assert any("event" not in line for line in lines)      # predictions written after space returned
     assert json.loads((small_disk / "summary.json").read_text())["interrupted_by"] == "SIGTERM"
+
+
+def test_a_sink_failing_on_every_event_is_one_error_line_not_one_per_event(caplog):
+    from edge.engine.service import Service
+
+    class FullDisk:
+        def __init__(self):
+            self.calls = 0
+
+        def handle(self, event):
+            self.calls += 1
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            pass
+
+    service = Service(config_from_mapping({}), mode="serve")
+    sink = FullDisk()
+    service.subscribe(sink)
+    caplog.set_level(logging.INFO)
+    for number in range(200):
+        service.emit(gap(number))
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert sink.calls == 200 and errors == [
+        "door: FullDisk failed on a gap event: [Errno 28] No space left on device"]

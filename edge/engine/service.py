@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ EXIT_CAMERA_FAILED = 3  # a camera could not be opened or its stream was lost; w
 UNTRAINED_WARNING = "untrained demo model: its labels are meaningless (fetch the real one: edge-har model fetch)"
 RECENT_EVENTS = 500
 HOUSEKEEPING_S = 0.5
+SINK_ERROR_EVERY_S = 60.0  # a sink failing on every event (a full disk) is reported once a minute, with a count
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Service:
         self._http = None
         self._prometheus = None
         self.storage = None  # edge.evidence.storage.StorageGuard, once the lanes are built
+        self._failing_sinks: dict[tuple, tuple] = {}  # (camera, id(sink)) -> (last reported, failures since)
 
     # -- what the side systems read ----------------------------------------------------------
 
@@ -121,8 +124,20 @@ class Service:
             try:
                 sink.handle(event)
             except Exception as error:  # one broken side system must not stop a camera
-                log.error("%s: %s failed on a %s event: %s", event.camera, type(sink).__name__, event.kind, error)
+                self._sink_failed(sink, event, error)
         return event
+
+    def _sink_failed(self, sink: Sink, event: Event, error: Exception) -> None:
+        """At most one ERROR line a minute per camera and sink (a full disk fails every event), with the count."""
+        key = (event.camera, id(sink))
+        now = time.monotonic()
+        last, count = self._failing_sinks.get(key, (None, 0))
+        if last is not None and now - last < SINK_ERROR_EVERY_S:
+            self._failing_sinks[key] = (last, count + 1)
+            return
+        self._failing_sinks[key] = (now, 0)
+        more = f" ({count} more failures since the last report)" if count else ""
+        log.error("%s: %s failed on a %s event: %s%s", event.camera, type(sink).__name__, event.kind, error, more)
 
     def status(self) -> dict:
         """The service for /api/status, the page and the metrics (any thread)."""
