@@ -175,9 +175,10 @@ def _add_replay_report_parsers(commands) -> None:
         description="Re-run the config's activities and rules on the prediction lines of an events.jsonl and "
         "print the activity and check events as JSON lines, as the live run wrote them (apart from wall_time).",
     )
-    replay.add_argument("events", nargs="+", metavar="EVENTS.jsonl",
-                        help="events file(s) written by `edge-har run` or `serve` (one per camera for rules "
-                        "that span cameras)")
+    replay.add_argument("events", nargs="+", metavar="EVENTS",
+                        help="events files written by `edge-har run` or `serve`, folders of them, or globs "
+                        "(quoted: 'logs/*.jsonl'); a day's rotated files are read in time order, and cameras' "
+                        "files are merged (give every camera a rule spans)")
     replay.add_argument("-c", "--config", required=True, metavar="CONFIG",
                         help="YAML configuration with the activities and rules to apply")
     replay.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -189,7 +190,8 @@ def _add_replay_report_parsers(commands) -> None:
         description="Draw one row per camera and activity: segments as bars, passed checks green, failed red. "
         "The time axis is wall-clock time for live cameras, media seconds for files.",
     )
-    report.add_argument("events", nargs="+", metavar="EVENTS.jsonl", help="one or more events files")
+    report.add_argument("events", nargs="+", metavar="EVENTS",
+                        help="events files, folders of them, or globs (quoted: 'logs/*.jsonl'), read in time order")
     report.add_argument("-o", "--output", required=True, metavar="PNG", help="where to write the timeline")
 
 
@@ -322,13 +324,14 @@ def _format_description(description: dict) -> str:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from edge.config import load_config
+    from edge.eventfiles import EventFilesError, expand_events
     from edge.replay import ReplayError, replay_files
 
     config = load_config(args.config, args.overrides)
     try:
-        for event in replay_files(args.events, config, camera=args.camera):
+        for event in replay_files(expand_events(args.events), config, camera=args.camera):
             sys.stdout.write(json.dumps(event.to_json_dict(), ensure_ascii=False) + "\n")
-    except ReplayError as error:
+    except (ReplayError, EventFilesError) as error:
         print(f"edge-har: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as error:
@@ -340,10 +343,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from edge.eventfiles import EventFilesError, expand_events
     from edge.replay import ReplayError, parse_line
 
+    try:
+        paths = expand_events(args.events)
+    except EventFilesError as error:
+        print(f"edge-har: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
     records = []
-    for path in args.events:
+    for path in paths:
         try:
             with open(path, encoding="utf-8") as lines:
                 records.extend(r for number, line in enumerate(lines, 1) if (r := parse_line(line, number)))

@@ -195,28 +195,34 @@ def replay(lines: Iterable[str], config, camera: str | None = None) -> Iterator[
 def replay_files(paths: Sequence, config, camera: str | None = None) -> Iterator[ActivityEvent | CheckEvent]:
     """``replay`` of one or more events files (e.g. one per camera), merged in ``wall_time`` order.
 
+    The rotated files of one writer (``events-YYYY-MM-DD.jsonl``, see ``edge.eventfiles.series``)
+    are read one after the other as one stream, exactly as their concatenation; different writers
+    are merged. ``paths`` may come from ``edge.eventfiles.expand_events`` (folders and globs).
     A cross-camera rule needs every camera it names. Errors start with
     ``"FILE: line N:"``; ``OSError`` when a file cannot be read. The judgements
     do not depend on how the cameras' lines interleave (only the order of the
     output may differ from the live run's between cameras).
     """
-    def lines_of(path):
-        with open(path, encoding="utf-8") as handle:
-            key = float("-inf")
-            for number, line in enumerate(handle, 1):
-                try:
-                    record = parse_line(line, number)
-                except ReplayError as error:
-                    raise ReplayError(f"{path}: {error}") from None
-                if record is None or record.get("event", "prediction") not in ("prediction", "gap"):
-                    continue
-                try:
-                    key = max(key, wall_seconds(record["wall_time"]))
-                except (KeyError, TypeError, ValueError):
-                    pass  # keeps its place after the line before; _replay reports it
-                yield key, f"{path}: line {number}", record
+    from edge.eventfiles import series
 
-    merged = heapq.merge(*(lines_of(path) for path in paths), key=lambda item: item[0])
+    def lines_of(group):
+        key = float("-inf")
+        for path in group:
+            with open(path, encoding="utf-8") as handle:
+                for number, line in enumerate(handle, 1):
+                    try:
+                        record = parse_line(line, number)
+                    except ReplayError as error:
+                        raise ReplayError(f"{path}: {error}") from None
+                    if record is None or record.get("event", "prediction") not in ("prediction", "gap"):
+                        continue
+                    try:
+                        key = max(key, wall_seconds(record["wall_time"]))
+                    except (KeyError, TypeError, ValueError):
+                        pass  # keeps its place after the line before; _replay reports it
+                    yield key, f"{path}: line {number}", record
+
+    merged = heapq.merge(*(lines_of(group) for group in series(paths)), key=lambda item: item[0])
     return _replay(((where, record) for _, where, record in merged), config, camera)
 
 

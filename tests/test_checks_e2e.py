@@ -279,7 +279,8 @@ def serve_two_cameras(yard_video, sink_video, model_xml, cache, out: Path, clips
     config = {
         "model": {"path": str(model_xml)},
         "inference": {"cache_dir": str(cache)},
-        "output": {"events": str(out / "{camera}" / "events.jsonl"), "include_scores": True, "progress": False},
+        "output": {"events": str(out / "{camera}" / "events.jsonl"), "rotate": "none", "include_scores": True,
+                   "progress": False},
         "http": {"enabled": False},
         "activities": ACTIVITIES_YAML,
         "rules": CROSS_RULE,

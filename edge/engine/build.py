@@ -26,6 +26,7 @@ from edge.preprocess import ClipRing
 from edge.privacy import Masks
 from edge.sampling import ClipSampler
 from edge.sinks import EventWriter, SubtitleSink, VideoSink, WindowSink
+from edge.sinks.jsonl import rotation
 from edge.sources import DEFAULT_FPS, SourceError, open_camera
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,9 @@ def compile_model(config, on_inferred=None) -> Model:
 
 
 def build_lane(camera, *, source, health: Health, model: Model, emit, run_id: str, model_name: str,
-               hub=None, keep_predictions: bool = False) -> Lane:
-    """One camera's lane and its parts; ``source`` None when it could not be opened.
+               hub=None, keep_predictions: bool = False, mode: str = "run") -> Lane:
+    """One camera's lane and its parts; ``source`` None when it could not be opened. ``mode`` (``run`` or
+    ``serve``) resolves ``output.rotate: auto``.
 
     A camera whose ``privacy.pictures`` is false gets no annotated video, window or live-page hub
     (the config already refuses the first two when set on purpose): no picture of it leaves the lane.
@@ -111,7 +113,8 @@ def build_lane(camera, *, source, health: Health, model: Model, emit, run_id: st
     source_name = source.name if source is not None else str(camera.source)
     if source is not None:
         if output.events:
-            sinks.append(EventWriter(output.events, overwrite=output.overwrite))
+            sinks.append(EventWriter(output.events, overwrite=output.overwrite, rotate=rotation(output.rotate, mode),
+                                     retain_days=output.retain_days))
         if output.subtitles:
             sinks.append(SubtitleSink(output.subtitles, camera=camera.name))
         if output.video and pictures:

@@ -26,6 +26,7 @@ from edge.metrics import Metrics
 from edge.overlay import OverlayState, draw_overlay
 from edge.privacy import Masks
 from edge.records import Frame
+from edge.sinks import SinkError
 from edge.sinks.video import resize_for_video, video_image_from_planes
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class FrameOutput:
         self._on_quit = on_quit
         self._waiting: deque[Frame] = deque()
         self._hub_refresh_at = 0.0
+        self.video_failed = False
 
     @property
     def active(self) -> bool:
@@ -91,7 +93,7 @@ class FrameOutput:
 
     def _wanted(self) -> bool:
         """Pictures for the video, the window, live-page viewers, and once a second for snapshots."""
-        if self.video is not None or self.window is not None:
+        if (self.video is not None and not self.video_failed) or self.window is not None:
             return True
         return self.hub is not None and (self.hub.viewers > 0 or time.monotonic() >= self._hub_refresh_at)
 
@@ -103,9 +105,12 @@ class FrameOutput:
         if self._masks is not None:
             self._masks.apply(image)  # before the overlay: the labels stay readable over a mask
         draw_overlay(image, self._overlay_state())
-        if self.video is not None:
-            self.video.write(image)
-            self._metrics.count_output()
+        if self.video is not None and not self.video_failed:
+            try:
+                self.video.write(image)
+                self._metrics.count_output()
+            except SinkError:  # e.g. a full disk: the sink logged it once; the camera's other outputs go on
+                self.video_failed = True
         if self.window is not None:
             self.window.show(image)
             if self.window.should_quit:

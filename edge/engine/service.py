@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from edge.engine.terminal import Terminal
 from edge.health import CameraState
 from edge.records import Prediction
 from edge.events import Event
-from edge.sinks import Sink, check_writable, write_summary
+from edge.sinks import EventWriter, Sink, SinkError, check_writable, write_summary
 from edge.systemd import Watchdog, notify
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ EXIT_CAMERA_FAILED = 3  # a camera could not be opened or its stream was lost; w
 UNTRAINED_WARNING = "untrained demo model: its labels are meaningless (fetch the real one: edge-har model fetch)"
 RECENT_EVENTS = 500
 HOUSEKEEPING_S = 0.5
+SINK_ERROR_EVERY_S = 60.0  # a sink failing on every event (a full disk) is reported once a minute, with a count
 
 
 @dataclass
@@ -95,6 +97,8 @@ class Service:
         # Live cameras' packet sources for clips (camera -> ``edge.evidence.record.Recorder``): the
         # recording side fills it before the lanes start; a live camera without one gets no clip.
         self.recorders: dict[str, object] = {}
+        self.storage = None  # edge.evidence.storage.StorageGuard, once the lanes are built
+        self._failing_sinks: dict[tuple, tuple] = {}  # (camera, id(sink)) -> (last reported, failures since)
 
     # -- what the side systems read ----------------------------------------------------------
 
@@ -124,8 +128,20 @@ class Service:
             try:
                 sink.handle(event)
             except Exception as error:  # one broken side system must not stop a camera
-                log.error("%s: %s failed on a %s event: %s", event.camera, type(sink).__name__, event.kind, error)
+                self._sink_failed(sink, event, error)
         return event
+
+    def _sink_failed(self, sink: Sink, event: Event, error: Exception) -> None:
+        """At most one ERROR line a minute per camera and sink (a full disk fails every event), with the count."""
+        key = (event.camera, id(sink))
+        now = time.monotonic()
+        last, count = self._failing_sinks.get(key, (None, 0))
+        if last is not None and now - last < SINK_ERROR_EVERY_S:
+            self._failing_sinks[key] = (last, count + 1)
+            return
+        self._failing_sinks[key] = (now, 0)
+        more = f" ({count} more failures since the last report)" if count else ""
+        log.error("%s: %s failed on a %s event: %s%s", event.camera, type(sink).__name__, event.kind, error, more)
 
     def status(self) -> dict:
         """The service for /api/status, the page and the metrics (any thread)."""
@@ -135,8 +151,19 @@ class Service:
             classifier = self.model.classifier
             model = {"name": self.model_name, "untrained": classifier.info.untrained, "device": classifier.device,
                      "precision": classifier.precision, "num_requests": self.model.scheduler.num_requests}
+        for name, camera in cameras.items():
+            writer = self._events_writer(name)
+            if writer is not None:
+                camera["events"] = writer.status()
         ready = self.ready and any(camera["state"] == CameraState.ONLINE for camera in cameras.values())
-        return {"run_id": self.run_id, "mode": self.mode, "ready": ready, "model": model, "cameras": cameras}
+        storage = self.storage.status() if self.storage is not None else {}
+        storage["disk_full"] = any(camera.get("events", {}).get("disk_full") for camera in cameras.values())
+        return {"run_id": self.run_id, "mode": self.mode, "ready": ready, "model": model, "cameras": cameras,
+                "storage": storage}
+
+    def _events_writer(self, camera: str) -> EventWriter | None:
+        lane = self.lanes.get(camera)
+        return next((sink for sink in lane.sinks if isinstance(sink, EventWriter)), None) if lane else None
 
     def recent_events(self, limit: int) -> list[dict]:
         """The latest activity, check and gap events (their events.jsonl objects), newest last."""
@@ -173,9 +200,10 @@ class Service:
                 self.lanes[name] = build.build_lane(
                     camera, source=sources.get(name), health=healths[name], model=self.model, emit=self.emit,
                     run_id=self.run_id, model_name=self.model_name, hub=self.hubs.get(name),
-                    keep_predictions=self.keep_predictions)
+                    keep_predictions=self.keep_predictions, mode=self.mode)
                 self._camera_sinks[name] = self.lanes[name].sinks
             self._start_evidence()
+            self.storage = self._storage_guard()
             if self.model.classifier.info.untrained:
                 log.warning(UNTRAINED_WARNING)
             for lane in self.lanes.values():
@@ -263,7 +291,8 @@ class Service:
             lane.hold_sinks()
 
     def _keep_house(self) -> None:
-        """Until the end: the watchdog, the terminal, systemd's status line. Wakes on the stop flag or every 0.5 s."""
+        """Until the end: the watchdog, the terminal, systemd's status line, the storage guard (free space and
+        retention of the evidence). Wakes on the stop flag or every 0.5 s."""
         terminal = Terminal(self, interactive=sys.stderr.isatty())
         watchdog_s = {name: float(lane.camera.reconnect.watchdog_s or 0) for name, lane in self.lanes.items()}
         told = None
@@ -278,9 +307,23 @@ class Service:
                     notify(status)
                     told = status
                 terminal.update()
+                self._guard_storage()
                 self.stop.event.wait(HOUSEKEEPING_S)
         finally:
             terminal.close()
+
+    def _storage_guard(self):
+        from edge.evidence.storage import StorageGuard
+
+        events = [Path(camera.output.events).parent for camera in self.config.cameras.values() if camera.output.events]
+        return StorageGuard.from_config(self.config, watch=events)
+
+    def _guard_storage(self) -> None:
+        """Free space and retention of the evidence (the guard paces itself: a look every few seconds)."""
+        try:
+            self.storage.maybe_run()
+        except Exception as error:  # the guard must never stop the service
+            log.error("storage guard failed: %s", error)
 
     def _progress(self) -> tuple[int, int, int]:
         """What the systemd watchdog checks moves: frames decoded, clips done, reconnection attempts
@@ -337,7 +380,12 @@ class Service:
             summaries[name] = data
             path = self.config.cameras[name].output.summary
             if path:
-                write_summary(path, data)
+                try:
+                    write_summary(path, data)
+                except SinkError as error:  # e.g. a full disk: the run's other outputs and exit code stand
+                    log.error("%s: %s", name, error)
+                    if isinstance(data.get("outputs"), dict):
+                        data["outputs"]["summary"] = None
         failed = any(summary.failed for summary in camera_summaries.values())
         if self.mode == "run" and self.stop.signum:
             exit_code = 128 + self.stop.signum

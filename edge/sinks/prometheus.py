@@ -8,8 +8,9 @@ Two halves, one registry:
   counts a reconnect. The scheduler reports queue waits with
   ``observe_queue_wait``.
 - A collector reads ``status()`` at scrape time for what is a state, not an
-  event: whether each camera is up, its fps, the clips it skipped, and the
-  build information.
+  event: whether each camera is up, its fps, the clips it skipped, the
+  build information, and the disk (``status()["storage"]`` from
+  ``edge.evidence.storage``, each camera's ``events`` writer).
 
 Names follow the Prometheus naming guide (base units, ``_total`` counters)::
 
@@ -23,6 +24,10 @@ Names follow the Prometheus naming guide (base units, ``_total`` counters)::
     edgehar_queue_wait_seconds{camera}        histogram of a clip's wait for a free request
     edgehar_checks_total{camera,rule,passed}  rule judgements, passed = true|false|null
     edgehar_build_info{version,model,device,precision}   always 1
+    edgehar_events_not_written_total{camera}  events lines lost to a full (or failing) disk
+    edgehar_disk_full{camera}                 1 while the camera's events file cannot be written
+    edgehar_disk_free_bytes{mount}            free bytes on each filesystem of the evidence and events
+    edgehar_evidence_deleted_total{kind}      recordings and clips deleted (age or space), kind = recording|clip
 
 Label values are bounded: cameras and rules come from the config, and a
 label set outside what was declared (or beyond ``MAX_LABEL_VALUES`` when
@@ -167,13 +172,21 @@ class StatusCollector:
                                 "inference request was busy.", labels=["camera"]),
             GaugeMetricFamily(f"{PREFIX}_build_info", "edge-har version and the compiled model; always 1.",
                               labels=["version", "model", "device", "precision"]),
+            CounterMetricFamily(f"{PREFIX}_events_not_written", "Events lines that could not be written "
+                                "(a full or failing disk).", labels=["camera"]),
+            GaugeMetricFamily(f"{PREFIX}_disk_full", "1 while the camera's events file cannot be written "
+                              "because the disk is full.", labels=["camera"]),
+            GaugeMetricFamily(f"{PREFIX}_disk_free_bytes", "Free bytes on the filesystem of the evidence and "
+                              "events folders.", labels=["mount"]),
+            CounterMetricFamily(f"{PREFIX}_evidence_deleted", "Recordings and clips deleted for their age or "
+                                "for space.", labels=["kind"]),
         )
 
     def describe(self):
         return list(self._families())
 
     def collect(self):
-        up, fps, skipped, build = self._families()
+        up, fps, skipped, build, not_written, disk_full, free, deleted = families = self._families()
         status = self._status() or {}
         cameras = status.get("cameras") or {}
         for name, camera in cameras.items():
@@ -181,7 +194,16 @@ class StatusCollector:
             up.add_metric(label, 1.0 if camera.get("state") == "online" else 0.0)
             fps.add_metric(label, _number(camera.get("fps")))
             skipped.add_metric(label, _number(camera.get("skipped_clips")))
+            events = camera.get("events")
+            if isinstance(events, dict):
+                not_written.add_metric(label, _number(events.get("lines_not_written")))
+                disk_full.add_metric(label, 1.0 if events.get("disk_full") else 0.0)
         model = status.get("model") or {}
         build.add_metric([edge.__version__, str(model.get("name") or ""), str(model.get("device") or ""),
                           str(model.get("precision") or "")], 1.0)
-        return [up, fps, skipped, build]
+        storage = status.get("storage") or {}
+        for mount, value in (storage.get("free_bytes") or {}).items():
+            free.add_metric([str(mount)], _number(value))
+        for kind, value in (storage.get("deleted") or {}).items():
+            deleted.add_metric([str(kind)], _number(value))
+        return list(families)

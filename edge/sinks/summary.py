@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from edge.sinks import SinkError
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -15,8 +17,19 @@ def _current_umask() -> int:
 
 
 def write_summary(path, summary: dict) -> Path:
-    """Write ``summary`` as pretty JSON atomically (temp file in the same directory, then rename)."""
+    """Write ``summary`` as pretty JSON atomically (temp file in the same directory, then rename).
+
+    Raises ``SinkError`` (one line) when it cannot be written, e.g. on a full disk; then no partial
+    file is left behind and an older summary at ``path`` stays as it was.
+    """
     path = Path(path)
+    try:
+        return _write_atomically(path, summary)
+    except OSError as error:
+        raise SinkError(f"cannot write the summary {path}: {error.strerror or error}") from None
+
+
+def _write_atomically(path: Path, summary: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -274,6 +274,7 @@ class VideoSink:
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
         self._error: str | None = None
         self._error_raised = False
+        self._mux_failed = False  # the muxer could not write (a full disk): no flush at the end
         self._closed = False
         self._stop_sent = False
         self._container = None
@@ -389,7 +390,12 @@ class VideoSink:
         frame = av.VideoFrame.from_numpy_buffer(planes, format="yuv420p")
         frame.pts = self.frames_encoded
         frame.time_base = self._stream.codec_context.time_base
-        self._container.mux(self._stream.encode(frame))
+        packets = self._stream.encode(frame)
+        try:
+            self._container.mux(packets)
+        except Exception:
+            self._mux_failed = True
+            raise
         self.frames_encoded += 1
 
     def _open(self) -> None:
@@ -430,7 +436,8 @@ class VideoSink:
         if self._container is None:
             return
         try:
-            if self._stream is not None and self._stream.codec_context.is_open:
+            # After the muxer failed to write (a full disk), FFmpeg's flush crashes the process: only close.
+            if not self._mux_failed and self._stream is not None and self._stream.codec_context.is_open:
                 self._container.mux(self._stream.encode(None))
         finally:
             self._container.close()

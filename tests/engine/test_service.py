@@ -114,7 +114,7 @@ def test_serve_a_file_and_a_live_stream_that_drops(demo_xml, demo_home, compiled
         "inference": {"cache_dir": str(compiled_cache)},
         "sampling": {"mode": "rolling", "stride": 8},
         "reconnect": {"attempts": 40, "delay_s": 0.2, "max_delay_s": 0.5},
-        "output": {"events": str(tmp_path / "{camera}" / "events.jsonl"),
+        "output": {"events": str(tmp_path / "{camera}" / "events.jsonl"), "rotate": "none",
                    "summary": str(tmp_path / "{camera}" / "summary.json"), "log_every_s": 1.0},
         "http": {"enabled": False},
         "cameras": {"door": {"source": str(moving_shapes_video(400, 160, 120, seed=6)),
@@ -201,7 +201,7 @@ def test_serve_keeps_running_after_its_files_end_until_stopped(demo_xml, compile
     from edge.engine.service import Service
 
     config = base(demo_xml, compiled_cache)
-    config["output"].update(events=str(tmp_path / "{camera}.jsonl"), include_scores=False)
+    config["output"].update(events=str(tmp_path / "{camera}.jsonl"), rotate="none", include_scores=False)
     config["http"] = {"enabled": False}
     config["cameras"] = {"only": {"source": str(moving_shapes_video(32, 128, 96))}}
     stop = StopFlag()

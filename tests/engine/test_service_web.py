@@ -53,7 +53,7 @@ def served(tmp_path, colour_model_xml, script_video, compiled_cache):
     config = config_from_mapping({
         "model": {"path": str(colour_model_xml)},
         "inference": {"cache_dir": str(compiled_cache)},
-        "output": {"events": str(tmp_path / "{camera}.jsonl"), "progress": False},
+        "output": {"events": str(tmp_path / "{camera}.jsonl"), "rotate": "none", "progress": False},
         "activities": ACTIVITIES_YAML,
         "rules": RULES,
         "http": {"port": port},
