@@ -91,6 +91,7 @@ class Service:
         self.registry = _new_registry()
         self._http = None
         self._prometheus = None
+        self.recorders: dict = {}  # camera -> edge.evidence.record.Recorder (live cameras that record)
 
     # -- what the side systems read ----------------------------------------------------------
 
@@ -126,6 +127,9 @@ class Service:
     def status(self) -> dict:
         """The service for /api/status, the page and the metrics (any thread)."""
         cameras = {name: lane.status() for name, lane in self.lanes.items()}
+        for name, recorder in self.recorders.items():
+            if name in cameras:
+                cameras[name]["recorder"] = recorder.status()
         model = {}
         if self.model is not None:
             classifier = self.model.classifier
@@ -163,6 +167,11 @@ class Service:
         sources, healths = build.open_sources(self.config, give_up=self.mode == "run",
                                               single_run=len(self.config.cameras) == 1 and self.mode == "run")
         try:
+            from edge.evidence.record import build_recorders
+
+            self.recorders = build_recorders(self.config, self.mode, sources)
+            for recorder in self.recorders.values():
+                recorder.start()
             self.model = build.compile_model(self.config, on_inferred=self._on_inferred)
             self._start_side_systems()
             for name, camera in self.config.cameras.items():
@@ -279,6 +288,8 @@ class Service:
                 source.close()
             except Exception as error:
                 log.warning("closing %s failed: %s", source.name, error)
+        for recorder in self.recorders.values():
+            recorder.close()
         if self._http is not None:
             self._http.stop()
         for sink in self._sinks:
