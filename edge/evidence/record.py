@@ -170,6 +170,7 @@ class Recorder:
         self._lock = threading.Lock()        # guards what packets() reads: _gops, _segments, _holds
         self._gops: deque[tuple[_Template, list[TimedPacket]]] = deque()
         self._segments: list[tuple[float, Path]] = []   # closed segments on disk, by start time
+        self._ends: dict[Path, float] = {}                # the newest packet of each segment written here
         self._holds: dict[int, tuple[float, float]] = {}
         self._hold_ids = itertools.count(1)
         self._newest_s: float | None = None
@@ -477,6 +478,7 @@ class Recorder:
         self.bytes_written += size
         with self._lock:
             bisect.insort(self._segments, (segment.start_s, segment.path))
+            self._ends[segment.path] = segment.end_s
         self._housekeeping()
 
     def _failed_write(self, error: BaseException) -> None:
@@ -526,12 +528,15 @@ class Recorder:
         self._last_housekeeping = now
         cutoff = now - (self.retain_s if self.continuous else self.keep_s)
         with self._lock:
-            segments, holds = list(self._segments), list(self._holds.values())
+            segments, holds, ends = list(self._segments), list(self._holds.values()), dict(self._ends)
         doomed = []
         for index, (start_s, path) in enumerate(segments):
-            end_s = segments[index + 1][0] if index + 1 < len(segments) else start_s + self.segment_s
+            end_s = ends.get(path)
+            if end_s is None:  # an earlier run's: until the next one, or about two segments
+                following = segments[index + 1][0] if index + 1 < len(segments) else float("inf")
+                end_s = min(following, start_s + 2 * self.segment_s)
             if end_s >= cutoff:
-                break
+                continue
             if any(start_s <= hold_end and end_s >= hold_start for hold_start, hold_end in holds):
                 continue
             doomed.append((start_s, path))
@@ -550,6 +555,8 @@ class Recorder:
         with self._lock:
             gone = set(doomed)
             self._segments = [segment for segment in self._segments if segment not in gone]
+            for _, path in doomed:
+                self._ends.pop(path, None)
 
     # -------------------------------------------------------------------------- the packet source
 
