@@ -231,8 +231,11 @@ def test_packets_start_at_a_keyframe_and_span_the_range(recorded, clip_ts, tmp_p
                   "memory": (newest - 0.5, newest - 0.1),
                   "disk": (segments[0][0] + 0.5, segments[1][0] + 0.5)}[where]
     in_memory = [(timed.packet.pts, timed.packet.dts) for _, gop in recorded._gops for timed in gop]
-    template, iterator = recorded.packets(start, end)
-    packets = list(iterator)
+    with recorded.packets(start, end) as got:
+        assert recorded._holds  # the span's segments are held while it is read
+        packets = list(got)
+        template = got.stream
+    assert not recorded._holds
     assert all(isinstance(timed, TimedPacket) for timed in packets)
     assert packets[0].key and packets[0].pts_s <= start + 0.002
     keys_before = [timed for timed in packets if timed.key and timed.pts_s <= start + 0.002]

@@ -28,9 +28,10 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
 
 import av
 
@@ -54,23 +55,43 @@ SETTLE_S = 1.0                  # a connection's clock is settled over its first
 DRIFT_S = 1.0                   # a packet this far ahead of its arrival moves the clock back
 
 
-class TimedPacket(NamedTuple):
-    """One packet as demuxed and its times (wall seconds for a live camera); ``key``: a keyframe."""
+@dataclass(frozen=True, slots=True)
+class TimedPacket:
+    """One demuxed packet with its times on the camera's time base (seconds); ``key``: a keyframe.
+    (The same class as ``edge.evidence.cut.TimedPacket``: one of them goes when the two are merged.)"""
 
     packet: av.Packet
-    pts_s: float
-    dts_s: float
+    pts_s: float | None
+    dts_s: float | None
     key: bool
 
 
-class Packets(NamedTuple):
-    """What a packet source gives for a time range: the stream to copy parameters from, and the packets.
+@dataclass
+class Packets:
+    """What a packet source gives for a span: ``stream``, the ``av`` video stream to copy parameters from,
+    and ``packets``, an iterator of ``TimedPacket`` in decode order. ``close()`` releases the source's
+    hold; use it as a context manager. (The same class as ``edge.evidence.cut.Packets``.)
 
-    ``packet.pts``/``dts`` are in ``packet.time_base`` from an origin that differs between a segment on
-    disk and memory: place packets by ``pts_s``/``dts_s``."""
+    From a ``Recorder``, ``packet.pts``/``dts`` are in ``packet.time_base`` from an origin that differs
+    between a segment on disk and memory: place packets by ``pts_s``/``dts_s``."""
 
-    template: object            # an av video stream
+    stream: object
     packets: Iterator[TimedPacket]
+    on_close: Callable[[], None] | None = field(default=None, repr=False)
+
+    def __iter__(self) -> Iterator[TimedPacket]:
+        return self.packets
+
+    def close(self) -> None:
+        closing, self.on_close = self.on_close, None
+        if closing is not None:
+            closing()
+
+    def __enter__(self) -> Packets:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 # ------------------------------------------------------------------------------ stream parameters
@@ -161,6 +182,7 @@ class Recorder:
         self.bytes_written = 0
         self.dropped_packets = 0
         self.errors = 0
+        self.cpu_s = 0.0                     # the recorder thread's own CPU time (its cost, measured)
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
         self._resync = False                 # the tap dropped a packet: skip to the next keyframe
@@ -194,7 +216,8 @@ class Recorder:
         """For /api/status: state, reason, segments written, bytes, dropped packets."""
         return {"state": str(self.health.state), "reason": self.health.reason,
                 "source": self.source_name or "camera", "segments": self.segments_written,
-                "bytes": self.bytes_written, "dropped_packets": self.dropped_packets}
+                "bytes": self.bytes_written, "dropped_packets": self.dropped_packets,
+                "cpu_s": round(self.cpu_s, 3)}
 
     def fail(self, reason: str) -> None:
         """Evidence offline for good (e.g. the camera has no packets to tap): said once."""
@@ -350,12 +373,14 @@ class Recorder:
                         self._failed_write(error)
                 if self._clock() - self._last_housekeeping >= IDLE_HOUSEKEEPING_S:
                     self._housekeeping()
+                self.cpu_s = time.thread_time()
         finally:
             try:
                 if self._pending:
                     self._settle()
             finally:
                 self._close_segment()
+                self.cpu_s = time.thread_time()
 
     def _handle(self, item) -> None:
         kind = item[0]
@@ -577,7 +602,9 @@ class Recorder:
     def packets(self, start_s: float, end_s: float) -> Packets:
         """The packets from the last keyframe at or before ``start_s`` (or the first there is) to the first
         packet after ``end_s``, in decode order: closed segments on disk, then memory. Packets from
-        disk are made Annex B again when memory's are (one clip, one form)."""
+        disk are made Annex B again when memory's are (one clip, one form). Memory's are handed out as
+        copies sharing the data: a clip may change their times. Close the result (``with``) when done:
+        until then retention keeps the segments of the span."""
         with self._lock:
             gops = [(template, list(packets)) for template, packets in self._gops]
             segments = list(self._segments)
@@ -596,13 +623,16 @@ class Recorder:
             index = max(0, bisect.bisect_right(starts, start_s + TOLERANCE_S) - 1)
             until = memory_from if memory_from is not None else float("inf")
             disk = [path for start, path in segments[index:] if start < until - TOLERANCE_S and start <= end_s]
+        token = self.hold(start_s, end_s)  # retention leaves these segments alone until close()
+        release = lambda: self.release(token)  # noqa: E731
         if gops:
             template = gops[0][0]
-            return Packets(template.stream, self._chain(disk, gops, template, start_s, end_s, memory_from))
+            return Packets(template.stream, self._chain(disk, gops, template, start_s, end_s, memory_from), release)
         if not disk:
+            self.release(token)
             return Packets(None, iter(()))
         holder = _disk_template(disk[0])
-        return Packets(holder.stream, self._chain(disk, [], holder, start_s, end_s, None, keep=holder))
+        return Packets(holder.stream, self._chain(disk, [], holder, start_s, end_s, None, keep=holder), release)
 
     def _chain(self, disk: list[Path], gops, template: _Template, start_s: float, end_s: float,
                memory_from: float | None, keep=None) -> Iterator[TimedPacket]:
