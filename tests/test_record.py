@@ -356,3 +356,71 @@ def test_build_recorders_only_for_live_cameras_that_keep_pictures(clip_ts, tmp_p
     assert recorders["live"].state is CameraState.OFFLINE  # its source could not be opened: nothing to tap
     assert recorders["always"].continuous and not recorders["live"].continuous
     assert recorders["live"].keep_s >= 5 + 5 + 60 + 2 * 10
+
+
+def test_a_full_inbox_drops_and_counts_then_resumes_at_a_keyframe(clip_ts, tmp_path, monkeypatch):
+    """The tap never waits: with the recorder behind, packets are dropped and counted up to the next
+    keyframe, and what is recorded still decodes (a gap, not a broken GOP)."""
+    from edge.evidence import record
+
+    monkeypatch.setattr(record, "INBOX_PACKETS", 20)
+    recorder = Recorder("cam", tmp_path / "rec", segment_s=1.0)
+    with av.open(str(clip_ts)) as container:
+        stream = container.streams.video[0]
+        packets = [packet for packet in container.demux(stream) if packet.size]
+        assert [index for index, packet in enumerate(packets[:100]) if packet.is_keyframe] == [0, 25, 50, 75]
+        recorder.connected(stream)
+        for packet in packets[:60]:  # the recorder thread is not running yet: its inbox fills
+            recorder.packet(packet)
+        assert recorder.dropped_packets == 60 - 19  # the inbox holds "connected" and 19 packets
+        recorder.start()
+        assert wait_until(lambda: recorder._inbox.qsize() == 0)
+        for packet in packets[60:]:  # now at the pace the recorder takes them
+            recorder.packet(packet)
+            deadline = time.monotonic() + 10.0
+            while recorder._inbox.qsize() and time.monotonic() < deadline:
+                time.sleep(0.001)
+        recorder.disconnected("end of file")
+    recorder.close()
+    assert recorder.dropped_packets == 41 + 15  # and 60..74: up to the keyframe at 75
+    source = [nal_units(bytes(packet)) for packet in packets]
+    recorded = []
+    for _, path in recorder.segments():
+        assert segment_packets(path)[0][3]
+        decodes_cleanly(path)
+        recorded += [units for units, *_ in segment_packets(path)]
+    assert recorded == source[:19] + source[75:]
+
+
+KILLED_RECORDER = """
+import sys, time
+from edge.evidence.record import Recorder
+recorder = Recorder("cam", sys.argv[2], segment_s=60.0, source=sys.argv[1]).start()
+while not (recorder.covered_until() and recorder._segment is not None
+           and recorder.covered_until() > recorder._segment.start_s + 2.5):
+    time.sleep(0.05)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_recorder_leaves_a_playable_file(clip_ts, copy_stream, tmp_path):
+    """Fragmented MP4, each fragment written whole: SIGKILL in the middle of a segment leaves a file that
+    decodes without an error, with the stream's packets up to the last whole GOP."""
+    import os
+    import sys
+
+    server = copy_stream(clip_ts)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen([sys.executable, "-c", KILLED_RECORDER, server.url(), str(tmp_path / "rec")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout.readline().strip() == "ready", child.stderr.read()
+    finally:
+        child.kill()
+        child.wait(10)
+    [path] = list((tmp_path / "rec").rglob("*.mp4"))
+    frames = decodes_cleanly(path)
+    assert frames >= 50  # two whole GOPs at least
+    assert_same_as_source([units for units, *_ in segment_packets(path)], file_packets(clip_ts))

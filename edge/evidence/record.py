@@ -124,7 +124,8 @@ class _Segment:
     def __init__(self, path: Path, template: _Template, start_ts: int, start_s: float) -> None:
         self.path, self.start_s, self.end_s = path, start_s, start_s
         self._start_ts = start_ts
-        self._container = av.open(str(path), "w", format="mp4", options={"movflags": MOVFLAGS})
+        # flush_packets: each fragment reaches the file whole when its GOP ends (a kill loses at most one GOP)
+        self._container = av.open(str(path), "w", format="mp4", options={"movflags": MOVFLAGS, "flush_packets": "1"})
         self._stream = self._container.add_stream_from_template(template.stream)
         self._time_base = template.time_base
         self.packets = 0
