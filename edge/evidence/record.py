@@ -101,7 +101,7 @@ class _Template:
 
     def __init__(self, stream) -> None:
         self._holder = av.open(io.BytesIO(), "w", format="mp4")  # never written: it only owns the stream
-        self.stream = self._holder.add_stream_from_template(stream)
+        self.stream = self._holder.add_stream_from_template(stream, opaque=True)  # no encoder needed
         self.time_base = stream.time_base
         context = stream.codec_context
         self.codec = context.name if context is not None else stream.codec.name
@@ -126,7 +126,7 @@ class _Segment:
         self._start_ts = start_ts
         # flush_packets: each fragment reaches the file whole when its GOP ends (a kill loses at most one GOP)
         self._container = av.open(str(path), "w", format="mp4", options={"movflags": MOVFLAGS, "flush_packets": "1"})
-        self._stream = self._container.add_stream_from_template(template.stream)
+        self._stream = self._container.add_stream_from_template(template.stream, opaque=True)
         self._time_base = template.time_base
         self.packets = 0
 
