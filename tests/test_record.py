@@ -289,31 +289,34 @@ def test_retention(clip_ts, copy_stream, tmp_path, continuous):
         assert {path for _, path in recorder.segments()} == {*ours, held_old}
 
 
-def test_an_unopenable_record_source_is_evidence_offline_while_the_camera_labels(
+def test_serve_records_a_camera_by_its_tap_and_an_unopenable_record_source_is_evidence_offline(
         clip_ts, copy_stream, demo_xml, compiled_cache, tmp_path, caplog):
-    """record.source answers nothing: the camera's evidence is offline with the reason (said once), in
-    /api/status; inference on the camera's own source carries on."""
+    """`serve` with two live cameras. door: recorded from its inference source's demuxer (record.source
+    null), its segments in /api/status and on disk. sink: its record.source answers nothing: its evidence is
+    offline with the reason (said once), in /api/status, while inference on its own source carries on."""
     from edge.config import config_from_mapping
     from edge.engine.service import Service
     from edge.engine.signals import StopFlag
 
-    server = copy_stream(clip_ts)
     nowhere = f"http://127.0.0.1:{free_port()}/main.ts"
     config = config_from_mapping({
         "model": {"path": str(demo_xml)}, "inference": {"cache_dir": str(compiled_cache)},
         "output": {"progress": False}, "http": {"enabled": False},
         "reconnect": {"attempts": 2, "delay_s": 0.1, "max_delay_s": 0.2, "open_timeout_s": 2.0},
-        "cameras": {"sink": {"source": server.url(), "record": {"source": nowhere, "dir": str(tmp_path / "rec")}}}})
+        "cameras": {"sink": {"source": copy_stream(clip_ts).url(),
+                             "record": {"source": nowhere, "dir": str(tmp_path / "sink")}},
+                    "door": {"source": copy_stream(clip_ts).url(),
+                             "record": {"continuous": True, "segment_s": 1.0, "dir": str(tmp_path / "door")}}}})
     stop = StopFlag()
     service = Service(config, mode="serve", stop=stop)
-    predictions = []
+    predictions = {"sink": 0, "door": 0}
     seen = threading.Event()
 
     class Watch:
         def handle(self, event):
             if event.kind == "prediction":
-                predictions.append(event)
-                if len(predictions) >= 3:
+                predictions[event.camera] += 1
+                if min(predictions.values()) >= 3:
                     seen.set()
 
         def close(self):
@@ -325,20 +328,28 @@ def test_an_unopenable_record_source_is_evidence_offline_while_the_camera_labels
     try:
         assert seen.wait(120)
         assert wait_until(lambda: service.recorders["sink"].state is CameraState.OFFLINE)
-        status = service.status()["cameras"]["sink"]
-        assert status["state"] == "online"
-        assert status["recorder"]["state"] == "offline"
-        assert "record.source" in status["recorder"]["reason"] and str(nowhere.split("/")[2]) in \
-            status["recorder"]["reason"]
-        assert status["recorder"]["segments"] == 0
+        assert wait_until(lambda: service.recorders["door"].segments_written >= 2)
+        cameras = service.status()["cameras"]
+        sink, door = cameras["sink"], cameras["door"]
+        assert sink["state"] == "online" and door["state"] == "online"
+        assert sink["recorder"]["state"] == "offline" and sink["recorder"]["segments"] == 0
+        assert "record.source" in sink["recorder"]["reason"] and nowhere.split("/")[2] in sink["recorder"]["reason"]
+        assert door["recorder"]["state"] == "online" and door["recorder"]["source"] == "camera"
+        assert door["recorder"]["segments"] >= 2 and door["recorder"]["bytes"] > 0
+        assert door["recorder"]["dropped_packets"] == 0
     finally:
         stop.request()
         worker.join(60)
     assert not worker.is_alive()
-    assert len(predictions) >= 3
+    assert min(predictions.values()) >= 3
     said = [r for r in caplog.records if "recording offline" in r.getMessage()]
-    assert len(said) == 1
-    assert not list((tmp_path / "rec").rglob("*.mp4"))
+    assert len(said) == 1 and "sink" in said[0].getMessage()
+    assert not list((tmp_path / "sink").rglob("*.mp4"))
+    recorded = []
+    for path in sorted((tmp_path / "door").rglob("*.mp4")):  # closed at shutdown: every one whole
+        decodes_cleanly(path)
+        recorded += [units for units, *_ in segment_packets(path)]
+    assert_same_as_source(recorded, file_packets(clip_ts))
 
 
 def test_build_recorders_only_for_live_cameras_that_keep_pictures(clip_ts, tmp_path):
