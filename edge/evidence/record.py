@@ -623,7 +623,8 @@ class Recorder:
             starts = [start for start, _ in segments]
             index = max(0, bisect.bisect_right(starts, start_s + TOLERANCE_S) - 1)
             until = memory_from if memory_from is not None else float("inf")
-            disk = [path for start, path in segments[index:] if start < until - TOLERANCE_S and start <= end_s]
+            disk = [path for start, path in segments[index:] if start < until - TOLERANCE_S and start <= end_s
+                    and path.exists()]  # the storage guard may have deleted some (edge.evidence.storage)
         token = self.hold(start_s, end_s)  # retention leaves these segments alone until close()
         release = lambda: self.release(token)  # noqa: E731
         if gops:
