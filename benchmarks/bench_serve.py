@@ -189,9 +189,10 @@ def _watch_window(paths: list[Path], stop: threading.Event, settle_s: float, sec
 
 
 def serve_run(work: Path, urls: list[str], stride: int, model: str, precision: str, seconds: float,
-              settle_s: float = 5.0, startup_timeout_s: float = 300.0) -> dict:
+              settle_s: float = 5.0, startup_timeout_s: float = 300.0, extra: dict | None = None) -> dict:
     """``edge-har serve`` on ``urls`` (one camera each), measured over a window of ``seconds`` that
-    opens ``settle_s`` after every camera's first label (see the module's docstring)."""
+    opens ``settle_s`` after every camera's first label (see the module's docstring). ``extra``: more
+    top-level config sections (e.g. ``record``, ``evidence``)."""
     work.mkdir(parents=True, exist_ok=True)
     names = [f"cam{number}" for number in range(len(urls))]
     config = {
@@ -202,6 +203,7 @@ def serve_run(work: Path, urls: list[str], stride: int, model: str, precision: s
                    "log_every_s": 3600.0},
         "http": {"enabled": False},
         "cameras": {name: {"source": url} for name, url in zip(names, urls)},
+        **(extra or {}),
     }
     path = work / "edge-har.yaml"
     import yaml

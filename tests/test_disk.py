@@ -346,16 +346,17 @@ def test_age_retention_by_kind_and_privacy_hours(tmp_path):
                              privacy={"retain_pictures_h": 12}, storage={"min_free_gb": 0})
     recordings, clips = tmp_path / "recordings" / "door" / "2027-01-14", tmp_path / "clips" / "door" / "2027-01-14"
     old_recording = put(recordings / "a.mp4", 10, 1.5 * 86400, now)
-    new_recording = put(recordings / "b.mp4", 10, 0.5 * 86400, now)
+    pictures_old_recording = put(recordings / "b.mp4", 10, 13 * 3600, now)  # past retain_pictures_h too
+    new_recording = put(recordings / "c.mp4", 10, 6 * 3600, now)
     old_clip = clip_files(clips, "old", 10, 13 * 3600, now)        # past retain_pictures_h, within retain_days
     new_clip = clip_files(clips, "new", 10, 6 * 3600, now)
     guard = StorageGuard.from_config(config, clock=lambda: now)
     guard.maybe_run()
-    assert not old_recording.exists() and new_recording.exists()
+    assert not old_recording.exists() and not pictures_old_recording.exists() and new_recording.exists()
     assert not any(p.exists() for p in old_clip) and all(p.exists() for p in new_clip)
-    assert guard.deleted == {"recording": 1, "clip": 1}
+    assert guard.deleted == {"recording": 2, "clip": 1}
     guard.maybe_run()                                            # paced: nothing more to do, nothing walked
-    assert guard.deleted == {"recording": 1, "clip": 1}
+    assert guard.deleted == {"recording": 2, "clip": 1}
     assert guard.min_free_bytes == 0 and GB == 1_000_000_000
 
 
@@ -376,7 +377,8 @@ def test_serve_on_a_full_disk_reports_it_resumes_when_space_returns_and_stops_cl
               "sampling": {"mode": "rolling", "stride": 8},
               "output": {"events": str(small_disk / "events.jsonl"), "summary": str(small_disk / "summary.json")},
               "http": {"host": "127.0.0.1", "port": port},
-              "record": {"dir": str(small_disk.parent / "recordings" / "{camera}")},
+              # continuous: the recorder deletes nothing itself, age retention is the guard's
+              "record": {"dir": str(small_disk.parent / "recordings" / "{camera}"), "continuous": True},
               "evidence": {"dir": str(small_disk.parent / "clips" / "{camera}")},
               "cameras": {"door": {"source": server.url()}}}
     config_path = small_disk.parent / "edge-har.yaml"

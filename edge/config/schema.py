@@ -192,6 +192,10 @@ Polygon = Annotated[tuple[tuple[float, float], ...], BeforeValidator(_polygon),
                     What("a list of at least 3 points [x, y] in 0-1")]
 
 
+def _capped(seconds: float, hours: float | None) -> float:
+    return seconds if hours is None else min(seconds, hours * 3600.0)
+
+
 class PrivacyConfig(Section):
     """``privacy:`` what pictures may be kept or served."""
 
@@ -200,8 +204,8 @@ class PrivacyConfig(Section):
     masks: tuple[Polygon, ...] = Field((), description="polygons in 0-1 image coordinates, filled black in all "
                                                        "that is stored or served")
     mask_inference: StrictBool = Field(False, description="the model sees the masked picture too")
-    retain_pictures_h: Optional[StrictFloat] = Field(None, gt=0.0, description="clips and snapshots older than "
-                                                     "this are deleted, whatever evidence.retain_days says")
+    retain_pictures_h: Optional[StrictFloat] = Field(None, gt=0.0, description="recordings, clips and snapshots "
+                                                     "older than this are deleted, whatever retain_days says")
 
     _masks_as_tuple = model_validator(mode="before")(classmethod(lambda cls, data: _as_tuple(data, "masks")))
 
@@ -418,6 +422,16 @@ class CameraConfig(CameraSections):
     def keeps_pictures(self) -> bool:
         """Whether any picture of this camera may be stored or served (``privacy.pictures``)."""
         return self.privacy.pictures
+
+    @property
+    def recordings_max_age_s(self) -> float:
+        """How long a recording segment is kept: ``record.retain_days``, capped by ``privacy.retain_pictures_h``."""
+        return _capped(self.record.retain_days * 86400.0, self.privacy.retain_pictures_h)
+
+    @property
+    def clips_max_age_s(self) -> float:
+        """How long a clip and its snapshot are kept: ``evidence.retain_days``, capped the same way."""
+        return _capped(self.evidence.retain_days * 86400.0, self.privacy.retain_pictures_h)
 
     @property
     def clips(self) -> str:

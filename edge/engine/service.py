@@ -33,9 +33,9 @@ from edge.engine.lane import Lane
 from edge.engine.signals import StopFlag
 from edge.engine.summary import ModelSummary
 from edge.engine.terminal import Terminal
+from edge.events import Event
 from edge.health import CameraState
 from edge.records import Prediction
-from edge.events import Event
 from edge.sinks import EventWriter, Sink, SinkError, check_writable, write_summary
 from edge.systemd import Watchdog, notify
 
@@ -146,6 +146,9 @@ class Service:
     def status(self) -> dict:
         """The service for /api/status, the page and the metrics (any thread)."""
         cameras = {name: lane.status() for name, lane in self.lanes.items()}
+        for name, recorder in self.recorders.items():
+            if name in cameras:
+                cameras[name]["recorder"] = recorder.status()
         model = {}
         if self.model is not None:
             classifier = self.model.classifier
@@ -194,6 +197,11 @@ class Service:
         sources, healths = build.open_sources(self.config, give_up=self.mode == "run",
                                               single_run=len(self.config.cameras) == 1 and self.mode == "run")
         try:
+            from edge.evidence.record import build_recorders
+
+            self.recorders = build_recorders(self.config, self.mode, sources)
+            for recorder in self.recorders.values():
+                recorder.start()
             self.model = build.compile_model(self.config, on_inferred=self._on_inferred)
             self._start_side_systems()
             for name, camera in self.config.cameras.items():
@@ -356,9 +364,11 @@ class Service:
             self._http.stop()
         if self._evidence is not None:  # first: its last clip events go to the sinks below
             try:
-                self._evidence.close()
+                self._evidence.close()  # cuts what is pending from the recorders, so they close after it
             except Exception as error:
                 log.warning("closing the evidence failed: %s", error)
+        for recorder in self.recorders.values():
+            recorder.close()
         for sink in self._sinks:
             if sink is self._evidence:
                 continue

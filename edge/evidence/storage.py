@@ -7,7 +7,8 @@ runs at most every ``check_s`` seconds (age retention at most every ``retain_s``
 - space: on a filesystem with less than ``min_free_gb`` free, the oldest recordings are deleted
   first, then the oldest clips, until it is above the limit again or nothing may go;
 - age: recordings older than ``record.retain_days``, clips older than ``evidence.retain_days``,
-  and clips older than ``privacy.retain_pictures_h`` when that is set.
+  both capped by ``privacy.retain_pictures_h`` when that is set (``CameraConfig.*_max_age_s``).
+  A recorder that is not ``continuous`` also trims its own segments to what clips need.
 
 A clip is its group of files with the same name and any suffix (``{id}.mp4``, ``.jpg``, ``.vtt``,
 ``.json``) and goes as one; a clip younger than ``evidence.pre_s + post_s`` never goes (it may be
@@ -37,7 +38,6 @@ from edge.evidence.paths import clips_dir, recordings_dir
 log = logging.getLogger(__name__)
 
 GB = 1_000_000_000
-DAY_S = 86400.0
 CHECK_S = 5.0      # how often free space is looked at (a statvfs per filesystem)
 RETAIN_S = 300.0   # how often the folders are walked for age retention (26k segments of a camera: ~0.7 s)
 BACKOFF_S = 60.0   # the next space pass when the last one found nothing it may delete
@@ -94,14 +94,10 @@ class StorageGuard:
         folders: dict[tuple[str, str], Folder] = {}
         for camera in config.cameras.values():
             window = camera.evidence.pre_s + camera.evidence.post_s
-            hours = camera.privacy.retain_pictures_h
-            clip_age = camera.evidence.retain_days * DAY_S
-            if hours is not None:
-                clip_age = min(clip_age, hours * 3600.0)
             for kind, root, age, young in (
-                    ("recording", recordings_dir(camera), camera.record.retain_days * DAY_S,
+                    ("recording", recordings_dir(camera), camera.recordings_max_age_s,
                      window + camera.record.segment_s),
-                    ("clip", clips_dir(camera), clip_age, window)):
+                    ("clip", clips_dir(camera), camera.clips_max_age_s, window)):
                 key = (kind, os.path.abspath(root))
                 folder = folders.get(key)
                 if folder is None:

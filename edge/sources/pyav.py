@@ -173,7 +173,14 @@ class PyAVConnection:
     A packet the demuxer flags corrupt or the decoder rejects is counted in
     ``corrupt_packets`` and skipped. ``no_picture_s`` (live only): a connection that gives
     packets but no picture for that long ends, saying why (the decoder's own words).
+
+    ``packet_tap`` (read when ``pictures()`` starts): an object told ``connected(stream)``, then
+    ``packet(packet)`` for every demuxed packet before it is decoded, then ``disconnected(reason)``,
+    all on the reading thread (the recorder, ``edge.evidence.record``). It must only enqueue:
+    never block, never change the packet.
     """
+
+    packet_tap = None
 
     def __init__(self, spec: str, name: str, *, hw: _HwChoice, threads: int | None, want_image: Callable[[], bool],
                  open_timeout_s: float | None, read_timeout_s: float | None, no_picture_s: float | None) -> None:
@@ -260,6 +267,17 @@ class PyAVConnection:
 
     def pictures(self, interrupted: Callable[[], bool]) -> Iterator[Picture]:
         """Decoded pictures until the input ends, fails, or ``interrupted()`` (checked per packet)."""
+        tap = self.packet_tap
+        if tap is None:
+            yield from self._decoded(interrupted, None)
+            return
+        tap.connected(self._stream)
+        try:
+            yield from self._decoded(interrupted, tap.packet)
+        finally:
+            tap.disconnected(self.end_reason or "stream ended")
+
+    def _decoded(self, interrupted: Callable[[], bool], tap: Callable | None) -> Iterator[Picture]:
         context = self._stream.codec_context
         packets = self._container.demux(self._stream)
         opened = time.monotonic()
@@ -275,6 +293,8 @@ class PyAVConnection:
             except (av.error.FFmpegError, OSError) as error:
                 self.end_reason = f"read failed: {describe(error, self._spec, self._name)}"
                 return
+            if tap is not None:
+                tap(packet)
             mark = self._errors.mark()
             raised = None
             decode_ns -= time.perf_counter_ns()  # the decoder's own time, apart from waiting for packets
@@ -333,14 +353,16 @@ class PyAVSource(Source):
     otherwise BGR ``image`` (and the planes too when the stream is yuv420p: free views).
     ``want_image`` may be a function, asked per picture from the reading thread (a live-page
     viewer comes and goes); its owner decides, the source only asks.
+    ``packet_tap``: see ``PyAVConnection``; ``set_packet_tap`` attaches one after opening.
     """
 
     def __init__(self, spec, *, live: bool, reconnect: ReconnectPolicy = ReconnectPolicy(),
                  decode: DecodeOptions = DecodeOptions(), want_image: bool | Callable[[], bool] = True,
                  open_timeout_s: float = 10.0, read_timeout_s: float = 10.0,
                  sleep: Callable[[float], object] | None = None, clock: Callable[[], float] = time.monotonic,
-                 health: Health | None = None) -> None:
+                 health: Health | None = None, packet_tap=None) -> None:
         spec = str(spec)
+        self._packet_tap = packet_tap
         super().__init__(mask_credentials(spec), live=live, reconnect=reconnect, sleep=sleep, clock=clock,
                          health=health)
         self._spec = spec
@@ -367,9 +389,18 @@ class PyAVSource(Source):
         no_picture_s = None
         if self._live:
             no_picture_s = self._read_timeout_s if self._read_timeout_s is not None else 10.0
-        return PyAVConnection(self._spec, self.name, hw=self._hw, threads=self._threads,
-                              want_image=self._want_image, open_timeout_s=self._open_timeout_s,
-                              read_timeout_s=self._read_timeout_s, no_picture_s=no_picture_s)
+        connection = PyAVConnection(self._spec, self.name, hw=self._hw, threads=self._threads,
+                                    want_image=self._want_image, open_timeout_s=self._open_timeout_s,
+                                    read_timeout_s=self._read_timeout_s, no_picture_s=no_picture_s)
+        connection.packet_tap = self._packet_tap
+        return connection
+
+    def set_packet_tap(self, tap) -> None:
+        """Tap every connection from now on: the open one too, if it has not started reading."""
+        self._packet_tap = tap
+        connection = self._connection
+        if connection is not None:
+            connection.packet_tap = tap
 
     def _first_open_error(self, reason: str) -> SourceError:
         if reason.startswith("decode.hwaccel "):
