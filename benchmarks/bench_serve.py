@@ -199,7 +199,7 @@ def serve_run(work: Path, urls: list[str], stride: int, model: str, precision: s
         "model": {"path": model},
         "inference": {"precision": precision},
         "sampling": {"mode": "rolling", "stride": stride},
-        "output": {"events": str(work / "{camera}.jsonl"), "summary": str(work / "{camera}.json"),
+        "output": {"events": str(work / "{camera}.jsonl"), "rotate": "none", "summary": str(work / "{camera}.json"),
                    "log_every_s": 3600.0},
         "http": {"enabled": False},
         "cameras": {name: {"source": url} for name, url in zip(names, urls)},

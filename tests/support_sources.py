@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import FfmpegHttpStream, free_port
 
 FFMPEG = shutil.which("ffmpeg")
@@ -279,3 +278,34 @@ def stalling_server():
     yield make
     for server in servers:
         server.close()
+
+
+class CopyStream(FfmpegHttpStream):
+    """``ffmpeg -re -c:v copy`` of an H.264 MPEG-TS file, looped, over HTTP: the camera sends the file's packets."""
+
+    def start(self, timeout_s: float = 10.0) -> CopyStream:
+        command = [FFMPEG, "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", self.clip,
+                   "-c:v", "copy", "-f", "mpegts", "-listen", "1", self.url()]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.processes.append(process)
+        deadline = time.monotonic() + timeout_s
+        while not self.listening():
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"ffmpeg did not listen: {process.communicate(timeout=10)[1]!r}")
+            time.sleep(0.05)
+        return self
+
+
+@pytest.fixture
+def copy_stream():
+    needs_ffmpeg()
+    streams: list[CopyStream] = []
+
+    def start(clip, port: int | None = None) -> CopyStream:
+        streams.append(CopyStream(clip, port=port).start())
+        return streams[-1]
+
+    yield start
+    for stream in streams:
+        stream.stop()

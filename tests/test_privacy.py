@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -23,16 +20,20 @@ import httpx
 import numpy as np
 import pytest
 import yaml
+from support_activities import (  # noqa: F401
+    ACTIVITIES_YAML,
+    colour_model_xml,
+    oracle_probabilities,
+    script_video,
+)
+from support_config import error_of
+from support_evidence import Serving, environment
+from support_web import MjpegReader, decode_jpeg, free_port
 
 from edge.config import config_from_yaml
 from edge.privacy import Masks
 from edge.sinks.video import video_image_from_planes
-from support_activities import (ACTIVITIES_YAML, colour_model_xml, oracle_probabilities,  # noqa: F401
-                                script_video)
-from support_config import error_of
-from support_web import MjpegReader, decode_jpeg, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 # A quadrilateral away from the overlay (top left): x 55-95 %, y 50-95 % of the picture.
 QUAD = [[0.55, 0.5], [0.95, 0.5], [0.95, 0.95], [0.55, 0.95]]
 TRIANGLE = [[0.1, 0.9], [0.3, 0.6], [0.45, 0.9]]
@@ -154,71 +155,6 @@ def test_pictures_false_alone_simply_keeps_no_pictures():
 
 
 # -- running: masks in the live view, the snapshot, the annotated video and the model's input ---------------
-
-def environment(home: Path, tmp: Path | None = None) -> dict:
-    """The subprocess's environment: this tree, ``EDGE_HAR_HOME=home``, and ``TMPDIR=tmp`` when given (so a
-    temporary file it writes is found by the walk)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env["EDGE_HAR_HOME"] = str(home)
-    if tmp is not None:
-        tmp.mkdir(parents=True, exist_ok=True)
-        env["TMPDIR"] = str(tmp)
-    return env
-
-
-class Serving:
-    """``edge-har serve -c config`` in a subprocess; ``stop()`` sends SIGTERM and returns the result."""
-
-    def __init__(self, config: dict, folder: Path, home: Path, tmp: Path | None = None) -> None:
-        self.port = config["http"]["port"]
-        self.url = f"http://127.0.0.1:{self.port}"
-        path = folder / "cfg.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        self.stderr = open(folder / "stderr.txt", "w+")
-        self.process = subprocess.Popen([sys.executable, "-m", "edge", "serve", "-c", str(path)], cwd=folder,
-                                        env=environment(home, tmp), stdout=subprocess.DEVNULL, stderr=self.stderr)
-
-    def wait_for(self, condition, what: str, timeout_s: float = 90.0):
-        """Polls ``condition()`` (HTTP errors count as not yet) until truthy; bounded."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"edge-har serve exited {self.process.returncode}: {self.log()[-3000:]}")
-            try:
-                value = condition()
-            except (httpx.HTTPError, KeyError, ValueError):
-                value = None
-            if value:
-                return value
-            time.sleep(0.2)  # polling a subprocess over HTTP, bounded by the deadline
-        raise AssertionError(f"never {what} within {timeout_s} s: {self.log()[-3000:]}")
-
-    def get(self, path: str, **options) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=10, **options)
-
-    def status(self) -> dict:
-        return self.get("/api/status").json()
-
-    def log(self) -> str:
-        self.stderr.flush()
-        self.stderr.seek(0)
-        return self.stderr.read()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(60)
-        finally:
-            self.stderr.close()
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
 
 def mjpeg_frame(url: str) -> np.ndarray:
     with httpx.Client(timeout=10) as http, http.stream("GET", url) as response:

@@ -14,46 +14,15 @@ from pathlib import Path
 
 import av
 import pytest
+from conftest import free_port
+from support_sources import FFPROBE, copy_stream, h264_video, needs_ffmpeg  # noqa: F401  (fixtures)
 
-from conftest import FFMPEG, FfmpegHttpStream, free_port
 from edge.evidence.record import Recorder, TimedPacket, build_recorders
 from edge.health import CameraState
 from edge.sources import StreamSource
 from edge.sources.base import ReconnectPolicy
-from support_sources import FFPROBE, h264_video, needs_ffmpeg  # noqa: F401  (fixtures)
 
 QUICK = ReconnectPolicy(attempts=100, delay_s=0.1, max_delay_s=0.3, give_up=False)
-
-
-class CopyStream(FfmpegHttpStream):
-    """``ffmpeg -re -c:v copy`` of an H.264 MPEG-TS file, looped, over HTTP: the camera sends the file's packets."""
-
-    def start(self, timeout_s: float = 10.0) -> CopyStream:
-        command = [FFMPEG, "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", self.clip,
-                   "-c:v", "copy", "-f", "mpegts", "-listen", "1", self.url()]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.processes.append(process)
-        deadline = time.monotonic() + timeout_s
-        while not self.listening():
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"ffmpeg did not listen: {process.communicate(timeout=10)[1]!r}")
-            time.sleep(0.05)
-        return self
-
-
-@pytest.fixture
-def copy_stream():
-    needs_ffmpeg()
-    streams: list[CopyStream] = []
-
-    def start(clip, port: int | None = None) -> CopyStream:
-        streams.append(CopyStream(clip, port=port).start())
-        return streams[-1]
-
-    yield start
-    for stream in streams:
-        stream.stop()
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +31,7 @@ def clip_ts(tmp_path_factory):
     past its end (ffmpeg -stream_loop loses a B-frame file's first keyframe at the loop point)."""
     needs_ffmpeg()
     from support_sources import encode_h264
+
     from edge.synthetic import write_moving_shapes_video
 
     folder = tmp_path_factory.mktemp("record-clip")
