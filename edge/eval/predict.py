@@ -24,6 +24,7 @@ from pathlib import Path
 from edge.eval.truth import EvalError
 
 LANES_PER_RUN = 8
+QUIET_LOGGERS = ("edge.service", "edge.sources")
 Records = list[tuple[str, dict]]
 
 
@@ -102,9 +103,12 @@ def run_model(config, videos: Sequence[Path], *, batch: bool = False, progress: 
     out: dict[Path, Records] = {}
     stop = StopFlag()
     stop.install()
-    quiet = logging.getLogger("edge.service")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)  # not one summary per video on the terminal
+    # Not one summary and one decoder note per video on the terminal (unless -v asked for debug).
+    quiet = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        if not logger.isEnabledFor(logging.DEBUG):
+            logger.setLevel(logging.WARNING)
     try:
         items = list(names.items())
         for first in range(0, len(items), lanes_per_run):
@@ -123,7 +127,8 @@ def run_model(config, videos: Sequence[Path], *, batch: bool = False, progress: 
                 if progress:
                     progress.video_done(name)
     finally:
-        quiet.setLevel(level)
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
         stop.restore()
         if progress:
             progress.close()
