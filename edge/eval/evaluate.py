@@ -169,20 +169,22 @@ def summary_table(numbers: Mapping) -> str:
             lines.append(f"  {name[:24]:24s} {row['n']:5d} {_pct(row['precision']):>10s} {_pct(row['recall']):>8s}")
     segments = numbers.get("segments")
     if segments:
-        lines.append(f"segments (tIoU):  {'activity':16s} {'tp':>4s} {'fp':>4s} {'fn':>4s} {'precision':>10s} "
-                     f"{'recall':>8s} {'f1':>6s}")
+        lines.append("segments, matched at each temporal IoU:")
+        lines.append(f"  {'tIoU':>5s}  {'activity':20s} {'tp':>4s} {'fp':>4s} {'fn':>4s} {'precision':>10s} "
+                     f"{'recall':>8s} {'f1':>7s}")
         for threshold, section in segments.items():
             for name, row in section.items():
-                lines.append(f"  {threshold:>5s}           {name[:16]:16s} {row['tp']:4d} {row['fp']:4d} {row['fn']:4d} "
-                             f"{_pct(row['precision']):>10s} {_pct(row['recall']):>8s} {_pct(row['f1']):>6s}")
+                lines.append(f"  {threshold:>5s}  {name[:20]:20s} {row['tp']:4d} {row['fp']:4d} {row['fn']:4d} "
+                             f"{_pct(row['precision']):>10s} {_pct(row['recall']):>8s} {_pct(row['f1']):>7s}")
     checks = numbers.get("checks")
     if checks:
-        lines.append(f"checks (a failed check is positive):  {'rule':20s} {'tp':>4s} {'fp':>4s} {'fn':>4s} "
-                     f"{'tn':>4s} {'sens.':>6s} {'spec.':>6s} {'delay':>7s}")
+        lines.append("checks (a failed check is the positive):")
+        lines.append(f"  {'rule':20s} {'tp':>4s} {'fp':>4s} {'fn':>4s} {'tn':>4s} {'sensitivity':>12s} "
+                     f"{'specificity':>12s} {'delay':>8s}")
         for name, row in checks.items():
             delay = "-" if row["mean_delay_s"] is None else f"{row['mean_delay_s']:.1f} s"
-            lines.append(f"  {'':36s}{name[:20]:20s} {row['tp']:4d} {row['fp']:4d} {row['fn']:4d} {row['tn']:4d} "
-                         f"{_pct(row['sensitivity']):>6s} {_pct(row['specificity']):>6s} {delay:>7s}")
+            lines.append(f"  {name[:20]:20s} {row['tp']:4d} {row['fp']:4d} {row['fn']:4d} {row['tn']:4d} "
+                         f"{_pct(row['sensitivity']):>12s} {_pct(row['specificity']):>12s} {delay:>8s}")
     sweep = numbers.get("sweep")
     if sweep:
         lines.append("sweep (best F1 at tIoU 0.5):")

@@ -51,7 +51,7 @@ def test_checks_sensitivity_specificity_delay(day):
 
 def test_the_terminal_table(day):
     _, _, _, stdout = day
-    assert "segments (tIoU)" in stdout and "checks (a failed check is positive)" in stdout
+    assert "segments, matched at each temporal IoU" in stdout and "checks (a failed check is the positive)" in stdout
     assert "wash-3s" in stdout and "handwash" in stdout
 
 
