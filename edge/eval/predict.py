@@ -14,6 +14,7 @@ are the config's first camera with every output off and ``include_scores`` on.
 
 from __future__ import annotations
 
+import gc
 import glob
 import logging
 import sys
@@ -189,17 +190,29 @@ def read_events(specs: Sequence[str], videos: Sequence[Path], *, need_scores: bo
     inferred prediction line must carry ``scores``. Raises ``EvalError`` (one line naming the file and
     line) for a line that is not JSON, a missing ``scores``, or a video no line is about.
     """
+    collecting = gc.isenabled()
+    gc.disable()  # millions of small objects kept alive: the cyclic collector would walk them again and again
+    try:
+        return _read_events(specs, videos, need_scores)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _read_events(specs: Sequence[str], videos: Sequence[Path], need_scores: bool) -> dict[Path, Records]:
     from edge.replay import ReplayError, parse_line
 
     index = _video_index(videos)
     resolved = {Path(v).resolve(): Path(v) for v in videos}
     out: dict[Path, Records] = {Path(v): [] for v in videos}
     last_run: dict[Path, object] = {}
+    which: dict[object, Path | None] = {}
     for path in events_files(specs):
         try:
             handle = open(path, encoding="utf-8")
         except OSError as error:
             raise EvalError(f"{path}: cannot read: {error.strerror or error}") from None
+        prefix = f"{path}: line "
         with handle:
             for number, line in enumerate(handle, 1):
                 try:
@@ -208,10 +221,13 @@ def read_events(specs: Sequence[str], videos: Sequence[Path], *, need_scores: bo
                     raise EvalError(f"{path}: {error}") from None
                 if record is None or record.get("event", "prediction") not in ("prediction", "gap"):
                     continue
-                video = _which_video(record.get("source"), index, resolved)
+                source = record.get("source")
+                if source not in which:  # one path resolution per source, not per line
+                    which[source] = _which_video(source, index, resolved) if isinstance(source, str) else None
+                video = which[source]
                 if video is None:
                     continue
-                where = f"{path}: line {number}"
+                where = f"{prefix}{number}"
                 if (need_scores and record.get("event", "prediction") == "prediction" and not record.get("gated")
                         and not isinstance(record.get("scores"), list)):
                     raise EvalError(f"{where}: a prediction line without 'scores': record the events with "

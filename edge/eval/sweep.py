@@ -147,14 +147,22 @@ def sweep(activity_tracks: Mapping[str, Mapping[str, Track]], truth: Mapping[str
     "precision", "recall", "f1"}, ...]}}`` at tIoU ``threshold``.
 
     ``truth``: activity -> video -> true segments (start, end). Best: the highest F1; among ties the
-    smallest ``gap_s``, then the middle ``min_score`` of the tied ones (the middle of the plateau).
+    smallest ``gap_s``, then the middle ``min_score`` of the tied ones (the middle of the plateau). A
+    ``min_score`` that top_k lines cannot decide (no ``scores`` recorded) has points with null counts and
+    ``"undecidable"``: the line that cannot tell.
     """
     out = {}
     for activity, videos in activity_tracks.items():
         true = truth.get(activity, {})
         grid = []
         for min_score in min_scores:
-            active = {video: active_clips(track, min_score, activity) for video, track in videos.items()}
+            try:
+                active = {video: active_clips(track, min_score, activity) for video, track in videos.items()}
+            except EvalError as error:  # top_k lines cannot decide this min_score: no point, not no sweep
+                grid += [{"min_score": min_score, "gap_s": gap_s, "tp": None, "fp": None, "fn": None,
+                          "precision": None, "recall": None, "f1": None, "undecidable": str(error)}
+                         for gap_s in gap_values]
+                continue
             for gap_s in gap_values:
                 tp = fp = fn = 0
                 for video in set(videos) | set(true):
