@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bare_model  # noqa: E402
-import common  # noqa: E402
+import bare_model
+import common
 
 DAY_S = 86_400
 STEP_S = 8 / 25.0
@@ -68,7 +68,7 @@ def clips_scenario(model: str, clips: int, seconds: float, size: tuple[int, int]
                          "ratio": round(rate / bare["async_clips_per_s"], 3), "precision": bare["precision"],
                          "num_requests": bare["num_requests"], **common.machine()})
     if rows:
-        rows.append({**rows[-1], "bench": "eval_clips_median", "ratio": statistics.median(r["ratio"] for r in rows),
+        rows.append({**rows[-1], "bench": "eval_clips_median", "ratio": round(statistics.median(r["ratio"] for r in rows), 3),
                      "rounds": len(rows)})
     return rows
 

@@ -50,10 +50,10 @@ def clip_metrics(examples: Sequence[ClipExample], classes: Iterable[str]) -> dic
         row = confusion.setdefault(example.truth, {})
         row[example.predicted] = row.get(example.predicted, 0) + 1
     per_class = {}
-    for name in confusion:
-        count = sum(confusion[name].values())
-        correct = confusion[name].get(name, 0)
-        predicted = sum(row.get(name, 0) for row in confusion.values())
+    for name, row in confusion.items():
+        count = sum(row.values())
+        correct = row.get(name, 0)
+        predicted = sum(other.get(name, 0) for other in confusion.values())
         per_class[name] = {"n": count, "precision": ratio(correct, predicted), "recall": ratio(correct, count)}
     return {"n": n,
             "top1": ratio(sum(e.predicted == e.truth for e in examples), n),

@@ -16,6 +16,7 @@ the line for a CSV row).
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +146,7 @@ def _seconds(value: str, column: str, where: str) -> float:
         seconds = float(value)
     except ValueError:
         seconds = float("nan")
-    if not seconds == seconds or seconds < 0 or seconds == float("inf"):
+    if not math.isfinite(seconds) or seconds < 0:
         raise EvalError(f"{where}: {column} must be a number of seconds ≥ 0, got {value!r}")
     return seconds
 

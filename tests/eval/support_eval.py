@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from support_activities import ACTIVITIES_YAML, write_script_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +64,7 @@ def environment() -> dict:
 
 def edge_har(*args, cwd, timeout=300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edge", *map(str, args)], cwd=cwd, env=environment(),
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def write_config(path: Path, model_xml, cache, *, rules=(), activities=None, extra=None) -> Path:

@@ -13,7 +13,6 @@ smoking→{smoking 1}; top-1 4/6; per class precision = right / predicted as the
 from __future__ import annotations
 
 import pytest
-
 from support_activities import colour_model_xml, write_script_video  # noqa: F401  (fixture)
 from support_eval import edge_har, read_json, write_config
 

@@ -7,7 +7,6 @@ Real OpenVINO on the colour test model; the expected numbers are worked out by h
 from __future__ import annotations
 
 import pytest
-
 from support_activities import colour_model_xml  # noqa: F401  (fixture)
 from support_eval import DAY_RULES, edge_har, make_day, read_json, write_config
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from edge import cli
 from support_activities import colour_model_xml, write_script_video  # noqa: F401  (fixture)
 from support_eval import write_config
+
+from edge import cli
 
 
 @pytest.fixture(scope="module")

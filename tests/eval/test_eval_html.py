@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from support_activities import colour_model_xml, write_script_video  # noqa: F401  (fixture)
 from support_eval import DAY_RULES, edge_har, make_day, write_config
 from support_web import CHROMIUM, HeadlessChromium

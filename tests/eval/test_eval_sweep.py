@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+from support_eval import edge_har, read_json
 
 from edge.config import config_from_mapping
 from edge.eval.match import match_segments
@@ -19,7 +20,6 @@ from edge.eval.sweep import segments_at, tracks
 from edge.events import ActivityEvent
 from edge.models.registry import bundled_labels
 from edge.replay import replay_records
-from support_eval import edge_har, read_json
 
 LABELS = bundled_labels()
 WASH = LABELS.index("washing hands")
