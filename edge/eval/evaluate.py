@@ -75,6 +75,8 @@ def evaluate(data, config, *, events: Sequence[str] | None = None, sweep: bool =
 
         result.numbers["sweep"] = run_sweep(_tracks(result, activities, labels),
                                             metrics.truth_by_activity(truth.segments))
+        if truth.checks is not None:
+            result.numbers["sweep_checks"] = _checks_at_best(result, config, rules, tolerance_s)
     return result
 
 
@@ -104,23 +106,8 @@ def pr_curve(result: Evaluation, labels=None, threshold: float = 0.5) -> dict[st
 
 def _judge(result: Evaluation, config, labels, activities, rules, tolerance_s: float) -> None:
     """Annotated videos: replay each video's lines with the eval config; segments and checks against the truth."""
-    from edge.events import ActivityEvent, CheckEvent
-    from edge.replay import ReplayError, replay_records
-
     truth: Annotations = result.truth
-    names = predict.camera_names(list(truth.videos))
-    eval_config = predict.eval_config(config, names)
-    for name, video in names.items():
-        lines = [(where, {**record, "camera": name}) for where, record in result.records[video]]
-        try:
-            for event in replay_records(lines, eval_config, camera=name):
-                if isinstance(event, ActivityEvent) and event.type == "end":
-                    result.segments.setdefault((str(video), event.activity), []).append(
-                        (event.start_time_s, event.end_time_s))
-                elif isinstance(event, CheckEvent):
-                    result.checks.append(PredictedCheck(str(video), event.rule, float(event.time_s), event.passed))
-        except ReplayError as error:
-            raise EvalError(str(error)) from None
+    result.segments, result.checks = _replayed(result, config)
     result.numbers["segments"] = metrics.segment_metrics(truth.segments, result.segments, activities)
     if truth.checks is not None:
         result.numbers["checks"] = metrics.check_metrics(truth.checks, result.checks, rules, tolerance_s)
@@ -128,6 +115,42 @@ def _judge(result: Evaluation, config, labels, activities, rules, tolerance_s: f
         _tracks(result, activities, labels)
     except EvalError:
         result.tracks = None  # top_k lines that cannot be swept: no curve in the report
+
+
+def _replayed(result: Evaluation, config) -> tuple[dict, list[PredictedCheck]]:
+    """Each video's lines through ``edge.replay`` with ``config`` made the eval config: (segments, checks)."""
+    from edge.events import ActivityEvent, CheckEvent
+    from edge.replay import ReplayError, replay_records
+
+    names = predict.camera_names(list(result.truth.videos))
+    eval_config = predict.eval_config(config, names)
+    segments: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    checks: list[PredictedCheck] = []
+    for name, video in names.items():
+        lines = [(where, {**record, "camera": name}) for where, record in result.records[video]]
+        try:
+            for event in replay_records(lines, eval_config, camera=name):
+                if isinstance(event, ActivityEvent) and event.type == "end":
+                    segments.setdefault((str(video), event.activity), []).append(
+                        (event.start_time_s, event.end_time_s))
+                elif isinstance(event, CheckEvent):
+                    checks.append(PredictedCheck(str(video), event.rule, float(event.time_s), event.passed))
+        except ReplayError as error:
+            raise EvalError(str(error)) from None
+    return segments, checks
+
+
+def _checks_at_best(result: Evaluation, config, rules, tolerance_s: float) -> dict:
+    """The checks with every activity at its sweep's best ``min_score`` and ``gap_s`` (replayed)."""
+    template = next(iter(config.cameras.values()))
+    tuned = {}
+    for name, spec in template.activities.items():
+        best = result.numbers["sweep"].get(name, {}).get("best")
+        tuned[name] = spec if best is None else spec.model_copy(
+            update={"min_score": best["min_score"], "gap_s": best["gap_s"]})
+    camera = template.model_copy(update={"activities": tuned})
+    _, checks = _replayed(result, config.model_copy(update={"cameras": {template.name: camera}}))
+    return metrics.check_metrics(result.truth.checks, checks, rules, tolerance_s)
 
 
 def clip_examples(truth: LabelledClips, records: Mapping[Path, list], labels: Sequence[str],

@@ -79,6 +79,13 @@ def test_events_of_a_recorded_run_give_the_same_numbers(day, tmp_path):
     assert read_json(tmp_path / "from-events.json") == numbers
     # a glob names the same files
     result = edge_har("eval", folder, "-c", config, "--events", str(recorded / "*.jsonl"), "--json",
-                      tmp_path / "glob.json", cwd=tmp_path)
+                      tmp_path / "glob.json", "--sweep", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert read_json(tmp_path / "glob.json") == numbers
+    swept = read_json(tmp_path / "glob.json")
+    assert {key: swept[key] for key in numbers} == numbers
+    # the colour model's scores are ~1 or ~0: every min_score does as well, and gap_s 0.5 already joins
+    # the clips of one colour, so the best point changes no segment and no check
+    assert swept["sweep"]["handwash"]["best"] == {"min_score": 0.5, "gap_s": 0.5, "f1": 0.666667,
+                                                  "precision": 0.666667, "recall": 0.666667}
+    assert swept["sweep"]["food_prep"]["best"] is None  # no true food_prep: no F1 anywhere
+    assert swept["sweep_checks"] == numbers["checks"]

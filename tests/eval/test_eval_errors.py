@@ -121,3 +121,20 @@ def test_report_without_matplotlib_is_one_line(setup, tmp_path, capsys, monkeypa
     line = error_of(capsys, data, "-c", config, "--report", tmp_path / "report")
     assert "pip install 'edge-har[report]'" in line
     assert not (tmp_path / "report").exists()
+
+
+def test_the_progress_bar_counts_frames_and_shows_an_eta(setup):
+    import io
+
+    from edge.eval.predict import Progress
+
+    _, video, _ = setup  # 16 frames
+    stream = io.StringIO()
+    progress = Progress([video, video], stream=stream, redraw_s=0.0)
+    progress.on_prediction("v0001", 7)
+    assert "[" + "#" * 7 + "." * 23 + "]  25% | 0/2 videos" in stream.getvalue() and "s left" in stream.getvalue()
+    progress.video_done("v0001")
+    progress.video_done("v0002")
+    progress.close()
+    last = stream.getvalue().rstrip("\n").split("\r")[-1]
+    assert last.startswith("[" + "#" * 30 + "] 100% | 2/2 videos") and last.endswith("0 s left\x1b[K")
