@@ -13,6 +13,7 @@ smoking→{smoking 1}; top-1 4/6; per class precision = right / predicted as the
 from __future__ import annotations
 
 import pytest
+import yaml
 from support_activities import colour_model_xml, write_script_video  # noqa: F401  (fixture)
 from support_eval import edge_har, read_json, write_config
 
@@ -27,17 +28,23 @@ def clips(colour_model_xml, compiled_cache, tmp_path_factory):
         (data / name).mkdir(parents=True)
         for number, colour in enumerate(colours):
             # two clips of 16 frames in batch mode: the file's prediction is their mean
-            write_script_video(data / name / f"{number}-{colour}.mp4", [(colour, 1.28)])
+            write_script_video(data / name / f"{number}.mp4", [(colour, 1.28)])  # 0.mp4 in every folder
     config = write_config(folder / "cfg.yaml", colour_model_xml, compiled_cache,
                           extra={"sampling": {"mode": "rolling", "stride": 4}})  # eval forces batch for clips
     return folder, data, config
 
 
-def test_top1_per_class_and_confusion_equal_the_hand_computed_values(clips):
+@pytest.fixture(scope="module")
+def evaluated(clips):
+    """(numbers, stdout) of eval running the model on the clips."""
     folder, data, config = clips
     result = edge_har("eval", data, "-c", config, "--json", folder / "eval.json", cwd=folder)
     assert result.returncode == 0, result.stderr
-    numbers = read_json(folder / "eval.json")
+    return read_json(folder / "eval.json"), result.stdout
+
+
+def test_top1_per_class_and_confusion_equal_the_hand_computed_values(evaluated):
+    numbers, stdout = evaluated
     assert set(numbers) == {"clips"}
     section = numbers["clips"]
     assert section["n"] == 6
@@ -53,7 +60,25 @@ def test_top1_per_class_and_confusion_equal_the_hand_computed_values(clips):
         assert got["n"] == n
         assert got["precision"] == pytest.approx(precision, abs=1e-6)
         assert got["recall"] == pytest.approx(recall, abs=1e-6)
-    assert "top-1 66.7%" in result.stdout
+    assert "top-1 66.7%" in stdout
+
+
+def test_events_of_a_recorded_run_give_the_same_numbers(clips, evaluated, tmp_path):
+    _, data, config = clips
+    cameras = {f"{name.replace('_', '-')}-{video.stem}": {"source": str(video)}
+               for name in LAYOUT for video in sorted((data / name).glob("*.mp4"))}
+    run_config = tmp_path / "run.yaml"
+    run_config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "cameras": cameras,
+                                          "sampling": {"mode": "batch"},
+                                          "output": {"events": str(tmp_path / "events" / "{camera}.jsonl"),
+                                                     "include_scores": True, "progress": False}}), encoding="utf-8")
+    (tmp_path / "events").mkdir()
+    result = edge_har("run", "-c", run_config, cwd=tmp_path)  # every clip a camera of one run
+    assert result.returncode == 0, result.stderr
+    result = edge_har("eval", data, "-c", config, "--events", tmp_path / "events", "--json", tmp_path / "ev.json",
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert read_json(tmp_path / "ev.json") == evaluated[0]
 
 
 def test_a_class_named_by_a_model_label(clips, tmp_path):
