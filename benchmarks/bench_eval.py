@@ -68,8 +68,8 @@ def clips_scenario(model: str, clips: int, seconds: float, size: tuple[int, int]
                          "ratio": round(rate / bare["async_clips_per_s"], 3), "precision": bare["precision"],
                          "num_requests": bare["num_requests"], **common.machine()})
     if rows:
-        rows.append({**rows[-1], "bench": "eval_clips_median", "ratio": round(statistics.median(r["ratio"] for r in rows), 3),
-                     "rounds": len(rows)})
+        median = round(statistics.median(row["ratio"] for row in rows), 3)
+        rows.append({**rows[-1], "bench": "eval_clips_median", "ratio": median, "rounds": len(rows)})
     return rows
 
 

@@ -410,9 +410,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     config = load_config(args.config, [*overrides, *args.overrides])
     try:
         if args.report:
-            from edge.eval.report import _pyplot_free
+            from edge.eval.report import require_matplotlib
 
-            _pyplot_free()  # a missing matplotlib is said before the long part
+            require_matplotlib()  # a missing matplotlib is said before the long part
         result = evaluate(args.data, config, events=args.events, sweep=args.sweep,
                           tolerance_s=args.check_tolerance_s, progress=sys.stderr.isatty() and not args.quiet)
         if args.json:
@@ -435,8 +435,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"eval": _cmd_eval, "run": _cmd_run, "serve": _cmd_serve, "config": _cmd_config, "info": _cmd_info, "model": _cmd_model,
-            "replay": _cmd_replay, "report": _cmd_report}
+COMMANDS = {"run": _cmd_run, "serve": _cmd_serve, "config": _cmd_config, "info": _cmd_info, "model": _cmd_model,
+            "replay": _cmd_replay, "report": _cmd_report, "eval": _cmd_eval}
 
 
 def _configure_logging(args: argparse.Namespace) -> None:

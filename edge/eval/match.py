@@ -62,7 +62,7 @@ def match_segments(truth: Sequence[tuple[float, float]], predicted: Sequence[tup
 
 def match_times(expected: Sequence[float], predicted: Sequence[float], tolerance_s: float
                 ) -> list[tuple[int, int]]:
-    """Greedy one-to-one matching of times within ``tolerance_s``, nearest first: [(expected index, predicted index)]."""
+    """Greedy one-to-one matching of times within ``tolerance_s``, nearest first: [(expected, predicted index)]."""
     pairs = sorted((abs(p - e), i, j) for i, e in enumerate(expected) for j, p in enumerate(predicted)
                    if abs(p - e) <= tolerance_s)
     used_expected, used_predicted, out = set(), set(), []

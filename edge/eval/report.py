@@ -22,7 +22,8 @@ PREDICTED_COLOUR = "#4c72b0"
 DPI = 100
 
 
-def _pyplot_free():
+def require_matplotlib():
+    """matplotlib's ``(Figure, FigureCanvasAgg)``; ``EvalError`` with the install hint without it."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -39,7 +40,7 @@ def write_report(result, folder) -> Path:
     """Write the report of an ``edge.eval.Evaluation`` into ``folder``; returns the path of ``index.html``."""
     from edge.eval.evaluate import pr_curve
 
-    Figure, Canvas = _pyplot_free()
+    Figure, Canvas = require_matplotlib()
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -128,7 +128,7 @@ def active_clips(track: Track, min_score: float, activity: str = "") -> np.ndarr
 
 def segments_at(track: Track, min_score: float, gap_s: float, activity: str = "",
                 active: np.ndarray | None = None) -> list[tuple[float, float]]:
-    """The segments (start, end) the tracker makes of ``track`` at ``min_score`` and ``gap_s``, rounded as its events."""
+    """The segments (start, end) the tracker makes of ``track`` at ``min_score`` and ``gap_s`` (rounded as events)."""
     idx = active_clips(track, min_score, activity) if active is None else active
     if idx.size == 0:
         return []
