@@ -165,7 +165,45 @@ def build_parser() -> argparse.ArgumentParser:
     model_info.add_argument("--json", action="store_true", help="print one JSON object")
     model_commands.add_parser("list", help="the models the manifest knows")
     _add_replay_report_parsers(commands)
+    _add_eval_parser(commands)
     return parser
+
+
+EVAL_EPILOG = """\
+DATA is either a folder of class folders (DATA/<class>/*.mp4, a class being a model
+label or an activity of the config), or a folder holding annotations.csv
+(video,start_s,end_s,activity) and optionally checks.csv (video,rule,time_s,passed).
+
+exit status: 0 done, 2 bad input (one line on stderr naming the file and line).
+
+examples:
+  edge-har eval clips/ --model resnet34.xml --json eval.json
+  edge-har eval day/ -c edge-har.yaml --report eval-report/ --sweep
+  edge-har eval day/ -c edge-har.yaml --events 'logs/events-*.jsonl'
+"""
+
+
+def _add_eval_parser(commands) -> None:
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure accuracy on labelled video (clips, activity segments, checks) and find the thresholds",
+        description="Run the same engine as `edge-har run` over labelled video and compare with the truth.",
+        epilog=EVAL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("data", metavar="DATA", help="labelled clips (DATA/<class>/*.mp4) or annotated videos "
+                          "(DATA/annotations.csv [+ checks.csv])")
+    _add_config_arguments(evaluate)
+    evaluate.add_argument("--model", help="model: .xml (OpenVINO IR), .onnx, or a directory holding one")
+    evaluate.add_argument("--json", metavar="OUT", help="write the numbers as JSON here")
+    evaluate.add_argument("--report", metavar="DIR", help="write index.html and PNGs here (extra: report)")
+    evaluate.add_argument("--events", nargs="+", metavar="EVENTS",
+                          help="read recorded events files (files, folders or globs; with scores) instead of "
+                          "running the model")
+    evaluate.add_argument("--sweep", action="store_true",
+                          help="find the best min_score and gap_s per activity (F1 at tIoU 0.5), without inference")
+    evaluate.add_argument("--check-tolerance-s", type=float, default=5.0, metavar="S",
+                          help="a predicted check matches an expected one this close in time (default 5)")
 
 
 def _add_replay_report_parsers(commands) -> None:
@@ -373,8 +411,41 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.eval import EvalError, evaluate, summary_table
+
+    overrides = [f"model.path={json.dumps(args.model)}"] if args.model else []
+    config = load_config(args.config, [*overrides, *args.overrides])
+    try:
+        if args.report:
+            from edge.eval.report import require_matplotlib
+
+            require_matplotlib()  # a missing matplotlib is said before the long part
+        result = evaluate(args.data, config, events=args.events, sweep=args.sweep,
+                          tolerance_s=args.check_tolerance_s, progress=sys.stderr.isatty() and not args.quiet)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(result.numbers, handle, indent=1)
+                handle.write("\n")
+        if args.report:
+            from edge.eval.report import write_report
+
+            index = write_report(result, args.report)
+    except EvalError as error:
+        print(f"edge-har: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:
+        print(f"edge-har: error: cannot write {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(summary_table(result.numbers))
+    if args.report:
+        print(f"report written to {index}")
+    return 0
+
+
 COMMANDS = {"run": _cmd_run, "serve": _cmd_serve, "config": _cmd_config, "info": _cmd_info, "model": _cmd_model,
-            "replay": _cmd_replay, "report": _cmd_report}
+            "replay": _cmd_replay, "report": _cmd_report, "eval": _cmd_eval}
 
 
 def _configure_logging(args: argparse.Namespace) -> None:

@@ -226,6 +226,13 @@ def replay_files(paths: Sequence, config, camera: str | None = None) -> Iterator
     return _replay(((where, record) for _, where, record in merged), config, camera)
 
 
+def replay_records(records: Iterable[tuple[str, Mapping]], config, camera: str | None = None
+                   ) -> Iterator[ActivityEvent | CheckEvent]:
+    """``replay`` of already-parsed lines: ``(where, record)`` pairs, ``where`` starting every error (e.g.
+    ``"events.jsonl: line 12"``). What ``edge-har eval`` feeds with a fresh run's lines or recorded ones."""
+    return _replay(((where, record) for where, record in records), config, camera)
+
+
 def _replay(records: Iterable[tuple[str, dict]], config, camera: str | None) -> Iterator[ActivityEvent | CheckEvent]:
     for event in _monitored(records, config, camera):
         if isinstance(event, (ActivityEvent, CheckEvent)):  # the camera's current activity is not a line
