@@ -43,6 +43,7 @@ import bench_serve  # noqa: E402
 import common  # noqa: E402
 
 TESTS = common.REPO_DIR / "tests"
+sys.path.insert(0, str(TESTS))  # the colour model and the scripted video are the test suite's
 CYCLE = [("grey", 4.0), ("red", 6.0), ("grey", 3.0), ("green", 2.0), ("grey", 5.0)]
 RULES = [{"name": "wash-20s", "kind": "min_duration", "activity": "handwash", "seconds": 20},
          {"name": "no-smoking", "kind": "forbidden", "activity": "smoking"}]
@@ -50,8 +51,7 @@ MARGIN_S = 3.0
 
 
 def scripted_day(folder: Path, cycles: int) -> Path:
-    """The day as H.264 (libx264, 1 s GOP) in MPEG-TS, and the colour model beside it."""
-    sys.path.insert(0, str(TESTS))
+    """The day as H.264 (libx264, 1 s GOP) in MPEG-TS."""
     from support_evidence import write_h264
 
     mp4 = write_h264(folder / "day.mp4", [("grey", 2.0)] + CYCLE * cycles + [("grey", 30.0)])
@@ -61,7 +61,6 @@ def scripted_day(folder: Path, cycles: int) -> Path:
 
 
 def colour_model(folder: Path) -> Path:
-    sys.path.insert(0, str(TESTS))
     from support_activities import save_test_model
 
     return save_test_model(folder)

@@ -280,21 +280,11 @@ def stalling_server():
         server.close()
 
 
-class CopyStream(FfmpegHttpStream):
-    """``ffmpeg -re -c:v copy`` of an H.264 MPEG-TS file, looped, over HTTP: the camera sends the file's packets."""
+class CopyStream(HttpStream):
+    """``ffmpeg -re -c:v copy`` of an H.264 file, looped, over HTTP: the camera sends the file's packets."""
 
-    def start(self, timeout_s: float = 10.0) -> CopyStream:
-        command = [FFMPEG, "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", self.clip,
-                   "-c:v", "copy", "-f", "mpegts", "-listen", "1", self.url()]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.processes.append(process)
-        deadline = time.monotonic() + timeout_s
-        while not self.listening():
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"ffmpeg did not listen: {process.communicate(timeout=10)[1]!r}")
-            time.sleep(0.05)
-        return self
+    def __init__(self, clip, port: int | None = None) -> None:
+        super().__init__(clip, ["-c:v", "copy"], port)
 
 
 @pytest.fixture

@@ -255,6 +255,8 @@ def test_a_live_camera_without_a_recorder_gets_no_clip(tmp_path, caplog):
 
     lines = Lines()
     manager.log.addHandler(lines)
+    level = manager.log.level
+    manager.log.setLevel(logging.WARNING)  # whatever level an earlier test left on a parent logger
     try:
         config = sink_config(tmp_path, {"door": {"source": "rtsp://127.0.0.1:1/x"}})
         emitted = []
@@ -266,6 +268,7 @@ def test_a_live_camera_without_a_recorder_gets_no_clip(tmp_path, caplog):
         sink.close()
     finally:
         manager.log.removeHandler(lines)
+        manager.log.setLevel(level)
     assert emitted == []
     assert sum("no recording" in line for line in lines.lines) == 1
 

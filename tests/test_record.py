@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import pytest
 from conftest import free_port
-from support_sources import FFPROBE, copy_stream, h264_video, needs_ffmpeg  # noqa: F401  (fixtures)
+from support_sources import FFPROBE, CopyStream, copy_stream, h264_video, needs_ffmpeg  # noqa: F401  (fixtures)
 
 from edge.evidence.record import Recorder, TimedPacket, build_recorders
 from edge.health import CameraState
