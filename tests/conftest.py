@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -70,6 +71,19 @@ def frames_factory():
 # ---------------------------------------------------------------- demo model and videos for end-to-end tests
 
 DEMO_HOME = "edge-home"  # under the session's base temp dir; tests/models and tests/test_runtime use the same one
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_levels():
+    """Each test starts with the levels of a fresh process: root at WARNING, edge's loggers unset (edge
+    never sets one for good). A CLI run or a library in an earlier test may have raised one, and a test
+    that reads a WARNING line through its logger would see nothing."""
+    logging.getLogger().setLevel(logging.WARNING)
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if (name == "edge" or name.startswith("edge.")) and isinstance(logger, logging.Logger):
+            logger.setLevel(logging.NOTSET)
+            logger.disabled = False
+    yield
 
 
 @pytest.fixture(scope="session", autouse=True)
