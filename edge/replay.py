@@ -64,8 +64,8 @@ def model_labels(config) -> tuple[str, ...]:
     """
     from pathlib import Path
 
-    from edge.models.registry import bundled_labels, read_labels
     from edge.models.loading import ModelError, load_model
+    from edge.models.registry import bundled_labels, read_labels
 
     model = getattr(config, "model", None)
     labels_path, model_path = setting(model, "labels") if model else None, setting(model, "path") if model else None
@@ -171,6 +171,20 @@ def parse_line(line: str, number: int) -> dict | None:
     return record
 
 
+def input_lines(path) -> Iterator[tuple[int, dict]]:
+    """The lines of one events file that replay reads (predictions and gaps): ``(line number, record)``.
+    ``ReplayError`` starting ``"FILE: line N:"`` for a line that is not a JSON object; ``OSError`` when the
+    file cannot be read."""
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                record = parse_line(line, number)
+            except ReplayError as error:
+                raise ReplayError(f"{path}: {error}") from None
+            if record is not None and record.get("event", "prediction") in ("prediction", "gap"):
+                yield number, record
+
+
 def replay(lines: Iterable[str], config, camera: str | None = None) -> Iterator[ActivityEvent | CheckEvent]:
     """Yield the activity and check events that ``config`` gives for the recorded ``lines``.
 
@@ -208,19 +222,12 @@ def replay_files(paths: Sequence, config, camera: str | None = None) -> Iterator
     def lines_of(group):
         key = float("-inf")
         for path in group:
-            with open(path, encoding="utf-8") as handle:
-                for number, line in enumerate(handle, 1):
-                    try:
-                        record = parse_line(line, number)
-                    except ReplayError as error:
-                        raise ReplayError(f"{path}: {error}") from None
-                    if record is None or record.get("event", "prediction") not in ("prediction", "gap"):
-                        continue
-                    try:
-                        key = max(key, wall_seconds(record["wall_time"]))
-                    except (KeyError, TypeError, ValueError):
-                        pass  # keeps its place after the line before; _replay reports it
-                    yield key, f"{path}: line {number}", record
+            for number, record in input_lines(path):
+                try:
+                    key = max(key, wall_seconds(record["wall_time"]))
+                except (KeyError, TypeError, ValueError):
+                    pass  # keeps its place after the line before; _replay reports it
+                yield key, f"{path}: line {number}", record
 
     merged = heapq.merge(*(lines_of(group) for group in series(paths)), key=lambda item: item[0])
     return _replay(((where, record) for _, where, record in merged), config, camera)

@@ -193,7 +193,7 @@ def read_events(specs: Sequence[str], videos: Sequence[Path], *, need_scores: bo
 
 
 def _read_events(specs: Sequence[str], videos: Sequence[Path], need_scores: bool) -> dict[Path, Records]:
-    from edge.replay import ReplayError, parse_line
+    from edge.replay import ReplayError, input_lines
 
     index = _video_index(videos)
     resolved = {Path(v).resolve(): Path(v) for v in videos}
@@ -202,25 +202,14 @@ def _read_events(specs: Sequence[str], videos: Sequence[Path], need_scores: bool
     which: dict[object, Path | None] = {}
     for path in events_files(specs):
         try:
-            handle = open(path, encoding="utf-8")
-        except OSError as error:
-            raise EvalError(f"{path}: cannot read: {error.strerror or error}") from None
-        prefix = f"{path}: line "
-        with handle:
-            for number, line in enumerate(handle, 1):
-                try:
-                    record = parse_line(line, number)
-                except ReplayError as error:
-                    raise EvalError(f"{path}: {error}") from None
-                if record is None or record.get("event", "prediction") not in ("prediction", "gap"):
-                    continue
+            for number, record in input_lines(path):
                 source = record.get("source")
                 if source not in which:  # one path resolution per source, not per line
                     which[source] = _which_video(source, index, resolved) if isinstance(source, str) else None
                 video = which[source]
                 if video is None:
                     continue
-                where = f"{prefix}{number}"
+                where = f"{path}: line {number}"
                 if (need_scores and record.get("event", "prediction") == "prediction" and not record.get("gated")
                         and not isinstance(record.get("scores"), list)):
                     raise EvalError(f"{where}: a prediction line without 'scores': record the events with "
@@ -230,6 +219,10 @@ def _read_events(specs: Sequence[str], videos: Sequence[Path], need_scores: bool
                     out[video] = []  # a later run of the same video replaces the earlier one
                 last_run[video] = run_id
                 out[video].append((where, record))
+        except ReplayError as error:
+            raise EvalError(str(error)) from None
+        except OSError as error:
+            raise EvalError(f"{path}: cannot read: {error.strerror or error}") from None
     for video, records in out.items():
         if not records:
             raise EvalError(f"{video}: no prediction line in the events files is about this video "
