@@ -166,7 +166,51 @@ def build_parser() -> argparse.ArgumentParser:
     model_commands.add_parser("list", help="the models the manifest knows")
     _add_replay_report_parsers(commands)
     _add_eval_parser(commands)
+    _add_learn_parser(commands)
     return parser
+
+
+LEARN_EPILOG = """\
+DATA is laid out as for eval: a folder of class folders (DATA/<class>/*.mp4, any class
+names, at least 5 files each), or a folder holding annotations.csv
+(video,start_s,end_s,activity) where every clip inside a segment is an example.
+
+DIR then holds model.xml (the network with the new head as a second output),
+labels_custom.txt and learn.json (classes, hold-out accuracy, per-class precision
+and recall, confusion). Use it with model.path: DIR; activities name the new
+classes as labels: ["custom:NAME"]. Measure it with: edge-har eval HELD_OUT/ --model DIR
+
+exit status: 0 done, 2 bad input (one line on stderr).
+
+examples:
+  edge-har learn clips/ --output models/site
+  edge-har learn day/ --output models/site --background idle -c edge-har.yaml
+  edge-har learn clips/ --output models/site --holdout held-out/ --force
+"""
+
+
+def _add_learn_parser(commands) -> None:
+    learn = commands.add_parser(
+        "learn",
+        help="teach the model the site's own activities from labelled video (a linear head, CPU, seconds)",
+        description="Extract the model's pooled feature of every clip (the engine of `edge-har run`, cached per "
+        "video), train a logistic-regression head on them, and write the network with the head grafted on.",
+        epilog=LEARN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    learn.add_argument("data", metavar="DATA", help="labelled clips (DATA/<class>/*.mp4) or annotated videos "
+                       "(DATA/annotations.csv)")
+    learn.add_argument("--output", required=True, metavar="DIR", help="the folder to write the model to")
+    _add_config_arguments(learn)
+    learn.add_argument("--model", help="the model to extend: .xml, .onnx, a directory or a name (default: the "
+                       "config's model)")
+    learn.add_argument("--holdout", default="0.2", metavar="SHARE_OR_DIR",
+                       help="share of each class's examples held out to measure the head (default 0.2; 0 = "
+                       "none), or a folder of held-out data in the same layout")
+    learn.add_argument("--background", metavar="CLASS", help="a class for clips of nothing in particular: the "
+                       "folder DATA/CLASS, or with annotations.csv the clips outside every segment")
+    learn.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    learn.add_argument("--json", metavar="OUT", help="also write learn.json's object here")
 
 
 EVAL_EPILOG = """\
@@ -280,17 +324,15 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _check_labels(config) -> None:
-    """Activity labels against the labels the model will have: model.labels if set, else the bundled Kinetics-400."""
+    """Activity labels against what the model will have: the configured model's labels (and ``custom:NAME``
+    classes), else model.labels if set, else the bundled Kinetics-400 (``edge.replay.model_labels``)."""
     from edge.config import ConfigError, check_activity_labels
-    from edge.models.registry import bundled_labels, read_labels
+    from edge.replay import ReplayError, model_labels
 
-    labels = bundled_labels()
-    if config.model.labels:
-        try:
-            labels = read_labels(config.model.labels)
-        except OSError as error:
-            raise ConfigError(f"{config.origin}: model.labels: cannot read {config.model.labels}: "
-                              f"{error.strerror or error}", origin=config.origin, key="model.labels") from None
+    try:
+        labels = model_labels(config)
+    except ReplayError as error:
+        raise ConfigError(f"{config.origin}: model: {error}", origin=config.origin, key="model.labels") from None
     check_activity_labels(config, labels)
 
 
@@ -336,6 +378,8 @@ def _format_quantize_report(report) -> str:
             f"calibration clips: {report.clips}",
             f"latency p50 per clip: f32 {report.f32_p50_ms:.1f} ms, INT8 {report.int8_p50_ms:.1f} ms ({report.speedup:.2f}x)",
             f"top-1 agreement with f32: {report.top1_agreement:.0%} of clips (logit correlation {report.logits_correlation:.4f})",
+            *([f"custom head top-1 agreement with f32: {report.custom_top1_agreement:.0%} of clips"]
+              if report.custom_top1_agreement is not None else []),
         ]
     )
 
@@ -355,6 +399,9 @@ def _format_description(description: dict) -> str:
         f"clip:        {description['clip_len']} frames of {description['size']}x{description['size']}, mean {description['mean']}",
         f"labels:      {description['labels']} (classes: {description['num_classes']})",
     ]
+    for head in description.get("heads", [])[1:]:  # a learned head (edge-har learn) beside the model's own
+        lines.append(f"custom head: {head['classes']} classes as custom:NAME ({', '.join(head['labels'])}), "
+                     f"output {head['output']}")
     if description["untrained"]:
         lines.append("untrained:   YES - untrained demo model, its labels are meaningless")
     return "\n".join(lines)
@@ -444,8 +491,38 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _holdout(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def _cmd_learn(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.learn import LearnError, learn, summary
+
+    overrides = [f"model.path={json.dumps(args.model)}"] if args.model else []
+    config = load_config(args.config, [*overrides, *args.overrides])
+    try:
+        numbers = learn(args.data, args.output, config, holdout=_holdout(args.holdout), background=args.background,
+                        force=args.force, progress=sys.stderr.isatty() and not args.quiet)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(numbers, handle, indent=1)
+                handle.write("\n")
+    except LearnError as error:
+        print(f"edge-har: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:
+        print(f"edge-har: error: cannot write {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(summary(numbers))
+    return 0
+
+
 COMMANDS = {"run": _cmd_run, "serve": _cmd_serve, "config": _cmd_config, "info": _cmd_info, "model": _cmd_model,
-            "replay": _cmd_replay, "report": _cmd_report, "eval": _cmd_eval}
+            "replay": _cmd_replay, "report": _cmd_report, "eval": _cmd_eval, "learn": _cmd_learn}
 
 
 def _configure_logging(args: argparse.Namespace) -> None:

@@ -99,6 +99,9 @@ class PredictionEvent(_Event):
     untrained: bool
     scores: tuple[float, ...] | None = None
     gated: bool = False
+    custom_top_k: tuple[tuple[str, float], ...] = ()  # a grafted head's classes (``edge-har learn``)
+    custom_scores: tuple[float, ...] | None = None
+    features: np.ndarray | None = field(default=None, repr=False, compare=False)  # never written: for learn
 
     @classmethod
     def of(cls, prediction, *, camera: str | None, source: str, model: str, untrained: bool,
@@ -115,7 +118,11 @@ class PredictionEvent(_Event):
             top_k=tuple((label, score_value(score)) for label, score in prediction.top_k),
             latency_ms=_latency(latency), model=model, untrained=bool(untrained),
             scores=tuple(score_value(v) for v in np.asarray(prediction.probabilities).reshape(-1))
-            if include_scores else None)
+            if include_scores else None,
+            custom_top_k=tuple((label, score_value(score)) for label, score in prediction.custom_top_k),
+            custom_scores=tuple(score_value(v) for v in np.asarray(prediction.custom_probabilities).reshape(-1))
+            if include_scores and prediction.custom_probabilities is not None else None,
+            features=prediction.features)
 
     @classmethod
     def gated_clip(cls, clip, latency: StageLatency, *, camera: str | None, source: str, model: str,
@@ -150,6 +157,10 @@ class PredictionEvent(_Event):
         }
         if self.scores is not None:
             record["scores"] = list(self.scores)
+        if self.custom_top_k:
+            record["custom_top_k"] = [{"label": label, "score": score} for label, score in self.custom_top_k]
+        if self.custom_scores is not None:
+            record["custom_scores"] = list(self.custom_scores)
         if self.gated:
             record["gated"] = True
         if self.camera is not None:
@@ -322,6 +333,7 @@ def from_json_dict(record: Mapping) -> Event:
         latency = get("latency_ms") or {}
         top_k = get("top_k")
         scores = get("scores")
+        custom_top_k, custom_scores = get("custom_top_k") or (), get("custom_scores")
         event = PredictionEvent(
             **common, source=get("source"), clip_index=get("clip_index"), start_frame=get("start_frame"),
             end_frame=get("end_frame"), start_time_s=get("start_time_s"), end_time_s=get("end_time_s"),
@@ -330,7 +342,9 @@ def from_json_dict(record: Mapping) -> Event:
             latency_ms=StageLatency(latency.get("preprocess"), latency.get("infer"), latency.get("postprocess"),
                                     latency.get("end_to_end")),
             model=get("model"), untrained=get("untrained"), scores=None if scores is None else tuple(scores),
-            gated=bool(get("gated")))
+            gated=bool(get("gated")),
+            custom_top_k=tuple((str(item["label"]), item["score"]) for item in custom_top_k),
+            custom_scores=None if custom_scores is None else tuple(custom_scores))
     elif kind == "gap":
         event = GapEvent(**common, source=get("source"), after_frame=get("after_frame"), gap_s=get("gap_s"),
                          reason=get("reason"))

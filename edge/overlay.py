@@ -61,7 +61,8 @@ def overlay_state(prediction: Prediction | None, warming: tuple[int, int] | None
     prediction is flagged uncertain or scores under ``threshold``; ``"still"``
     when the still-scene gate skipped the latest clip; ``"warming up k/n"`` when
     there is no prediction yet and ``warming=(k, n)``.
-    Then ``"handwash 12 s"`` while an activity segment is open (``activity`` =
+    Then the learned head's best class, ``"custom:gloves_on 0.91"``, when the model has one
+    (``edge-har learn``); ``"handwash 12 s"`` while an activity segment is open (``activity`` =
     (name, running seconds)), and the stats line when ``stats`` is given (see
     ``stats_line``). ``alert``: a failed check, shown in red.
     """
@@ -83,6 +84,9 @@ def overlay_state(prediction: Prediction | None, warming: tuple[int, int] | None
         else:
             first = "waiting for the first prediction"
     lines = [_ascii(first)]
+    if prediction is not None and not still and prediction.custom_top_k:  # a learned head (edge-har learn)
+        name, score = prediction.custom_top_k[0]
+        lines.append(_ascii(f"custom:{name} {score:.2f}"))
     if activity is not None:
         lines.append(_ascii(f"{activity[0]} {activity[1]:.0f} s"))
     if stats:

@@ -138,7 +138,8 @@ class Postprocessor:
     """
 
     def __init__(self, labels: Sequence[str], top_k: int = 5, smoothing: str | Smoother = "none",
-                 threshold: float = 0.0, clock: Callable[[], str] = now_iso) -> None:
+                 threshold: float = 0.0, clock: Callable[[], str] = now_iso, *,
+                 custom_labels: Sequence[str] = (), outputs: Sequence[str] = ("logits",)) -> None:
         self.labels = tuple(labels)
         if not self.labels:
             raise ValueError("no labels")
@@ -151,9 +152,20 @@ class Postprocessor:
         self.threshold = float(threshold)
         self._clock = clock
         self._last_clip_index: int | None = None
+        # A grafted head's logits and the pooled feature come as the model's other outputs (by role).
+        self.custom_labels = tuple(custom_labels)
+        self._extra_roles = tuple(outputs)[1:]
+        self._custom_smoother = Smoother.parse(self.smoother.spec) if self.custom_labels else None
 
-    def __call__(self, clip: Clip, logits, latency: StageLatency | None = None) -> Prediction:
-        """Make the ``Prediction`` for ``clip`` from its logits (float (C,) or (1, C)).
+    def _top(self, labels: tuple[str, ...], probabilities: np.ndarray) -> tuple[tuple[str, float], ...]:
+        # Stable sort: equal scores keep label order, so results are reproducible.
+        order = np.argsort(-probabilities, kind="stable")[: min(self.top_k, len(labels))]
+        return tuple((labels[i], float(probabilities[i])) for i in order)
+
+    def __call__(self, clip: Clip, logits, latency: StageLatency | None = None,
+                 extra: Sequence[np.ndarray] = ()) -> Prediction:
+        """Make the ``Prediction`` for ``clip`` from its logits (float (C,) or (1, C)) and the model's other
+        outputs (``extra``, in ``outputs[1:]`` order).
 
         Raises ``ValueError`` when the logits do not match the labels, or when
         smoothing is on and ``clip`` does not come after the previous clip.
@@ -167,10 +179,14 @@ class Postprocessor:
                              "smoothing needs clips in clip_index order")
         self._last_clip_index = clip.clip_index
         probabilities = self.smoother(softmax(values))
-        # Stable sort: equal scores keep label order, so results are reproducible.
-        order = np.argsort(-probabilities, kind="stable")[: self.top_k]
-        top_k = tuple((self.labels[i], float(probabilities[i])) for i in order)
+        top_k = self._top(self.labels, probabilities)
         label, score = top_k[0]
+        outputs = dict(zip(self._extra_roles, extra))
+        custom_top_k, custom = (), None
+        if self._custom_smoother is not None and "custom_logits" in outputs:
+            custom = self._custom_smoother(softmax(outputs["custom_logits"]))
+            custom_top_k = self._top(self.custom_labels, custom)
         return Prediction(clip=clip, label=label, score=score, top_k=top_k,
                           probabilities=probabilities, uncertain=score < self.threshold,
-                          latency=latency, wall_time=self._clock())
+                          latency=latency, wall_time=self._clock(), custom_top_k=custom_top_k,
+                          custom_probabilities=custom, features=outputs.get("features"))

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# A grafted head's class NAME is ``custom:NAME`` where activities name labels (``ModelInfo.activity_labels``).
+CUSTOM_PREFIX = "custom:"
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -69,6 +72,10 @@ class Prediction:
     ``probabilities`` is float32 (num_classes,), already smoothed; ``top_k`` is
     ``((label, score), ...)`` best first; ``uncertain`` means the top score is
     under the configured threshold.
+
+    A model with a grafted head (``edge-har learn``) also gives ``custom_top_k``
+    and ``custom_probabilities`` (its own classes, softmax and smoothing apart
+    from Kinetics'); a model loaded for ``learn`` gives the pooled ``features``.
     """
 
     clip: Clip
@@ -79,3 +86,13 @@ class Prediction:
     uncertain: bool = False
     latency: StageLatency | None = None
     wall_time: str = ""
+    custom_top_k: tuple[tuple[str, float], ...] = ()
+    custom_probabilities: np.ndarray | None = field(default=None, repr=False, compare=False)
+    features: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def activity_probabilities(self) -> np.ndarray:
+        """What activities score: the probabilities, then the custom ones (``ModelInfo.activity_labels``' order)."""
+        if self.custom_probabilities is None:
+            return self.probabilities
+        return np.concatenate([self.probabilities, self.custom_probabilities])

@@ -42,6 +42,7 @@ from edge.activities import ActivityTracker, setting, wall_seconds
 from edge.checks import CheckEngine
 from edge.engine.monitor import CameraMonitor
 from edge.events import ActivityEvent, CheckEvent, from_json_dict
+from edge.records import CUSTOM_PREFIX
 
 
 class ReplayError(Exception):
@@ -57,7 +58,8 @@ def config_cameras(config) -> dict[str, object]:
 
 
 def model_labels(config) -> tuple[str, ...]:
-    """The model's labels in output order: ``model.labels`` file, else the model's metadata, else Kinetics-400.
+    """What activities may name, in output order: ``model.labels`` file, else the model's labels (and
+    ``custom:NAME`` for a grafted head's classes), else Kinetics-400.
 
     A configured model that is not on this machine falls back to the bundled
     Kinetics-400 list (thresholds are often tuned on another box).
@@ -70,10 +72,10 @@ def model_labels(config) -> tuple[str, ...]:
     model = getattr(config, "model", None)
     labels_path, model_path = setting(model, "labels") if model else None, setting(model, "path") if model else None
     try:
+        if model_path and Path(model_path).exists():
+            return load_model(model_path, labels_path=labels_path)[1].activity_labels
         if labels_path:
             return read_labels(labels_path)
-        if model_path and Path(model_path).exists():
-            return load_model(model_path)[1].labels
     except (OSError, ModelError) as error:
         raise ReplayError(f"cannot read the model's labels: {error}") from None
     return bundled_labels()
@@ -121,32 +123,48 @@ def _f32(value) -> float:
     return float(np.float32(value))
 
 
+def _custom_count(labels: Sequence[str]) -> int:
+    return sum(1 for label in labels if label.startswith(CUSTOM_PREFIX))
+
+
 def activity_scores(record: Mapping, tracker: ActivityTracker, where: str) -> dict[str, float]:
     """Each activity's score for a prediction line, from ``scores`` or bounded by ``top_k``.
 
+    A model with a grafted head: ``custom_scores`` / ``custom_top_k`` give the ``custom:NAME`` labels the same way.
     Raises ``ReplayError`` (starting with ``where``, e.g. ``"line 12"``) when top_k cannot decide an activity.
     """
-    if "scores" in record and record["scores"] is not None:
-        values = record["scores"]
-        if not isinstance(values, list) or len(values) != len(tracker.labels):
-            size = len(values) if isinstance(values, list) else "no list of"
-            raise ReplayError(f"{where}: 'scores' has {size} values but the model has "
-                              f"{len(tracker.labels)} labels")
-        return tracker.activity_scores(np.array([_f32(v) for v in values], dtype=np.float32))
-    top_k = record.get("top_k")
-    if not isinstance(top_k, list):
-        raise ReplayError(f"{where}: a prediction line needs 'top_k' or 'scores'")
-    try:
-        found = {str(item["label"]): _f32(item["score"]) for item in top_k}
-    except (TypeError, KeyError, ValueError):
-        raise ReplayError(f"{where}: 'top_k' must be a list of {{label, score}}") from None
-    kth = min(found.values()) if found else 1.0
-    complete = len(found) >= len(tracker.labels)
+    custom = _custom_count(tracker.labels)
+    heads = (("scores", "top_k", "", len(tracker.labels) - custom),
+             ("custom_scores", "custom_top_k", CUSTOM_PREFIX, custom))
+    if all(record.get(key) is not None for key, _, _, size in heads if size):
+        values = []
+        for key, _, _, size in heads:
+            part = record.get(key) or [] if size else []
+            if not isinstance(part, list) or len(part) != size:
+                count = len(part) if isinstance(part, list) else "no list of"
+                raise ReplayError(f"{where}: '{key}' has {count} values but the model has {size} "
+                                  f"{'custom classes' if key == 'custom_scores' else 'labels'}")
+            values.extend(_f32(v) for v in part)
+        return tracker.activity_scores(np.array(values, dtype=np.float32))
+    found: dict[str, float] = {}
+    bound: dict[str, float] = {}  # a label outside its head's top_k scores at most that head's k-th score
+    for _, key, prefix, size in heads:
+        if not size:
+            continue
+        top_k = record.get(key)
+        if not isinstance(top_k, list):
+            raise ReplayError(f"{where}: a prediction line needs '{key}' or '{heads[0 if not prefix else 1][0]}'")
+        try:
+            head = {prefix + str(item["label"]): _f32(item["score"]) for item in top_k}
+        except (TypeError, KeyError, ValueError):
+            raise ReplayError(f"{where}: '{key}' must be a list of {{label, score}}") from None
+        found.update(head)
+        bound[prefix] = 0.0 if len(head) >= size else (min(head.values()) if head else 1.0)
     scores = {}
     for name, spec in tracker.specs.items():
         present = sum(found[label] for label in spec.labels if label in found)
-        missing = 0 if complete else sum(1 for label in spec.labels if label not in found)
-        upper = present + missing * kth
+        upper = present + sum(bound[CUSTOM_PREFIX if label.startswith(CUSTOM_PREFIX) else ""]
+                              for label in spec.labels if label not in found)
         if present < spec.min_score <= upper:
             raise ReplayError(
                 f"{where}: top_k cannot tell whether {name} is active (its labels outside the top "

@@ -26,12 +26,14 @@ from edge.models.loading import ModelInfo, core
 
 @dataclass(frozen=True)
 class InferResult:
-    """One finished async request: the submitter's tag, a private copy of the logits (num_classes,)."""
+    """One finished async request: the submitter's tag, a private copy of the logits (num_classes,), and of
+    the model's other outputs (``ModelInfo.outputs[1:]``: a grafted head, the pooled feature)."""
 
     tag: object
     logits: np.ndarray
     infer_ms: float
     error: str | None = None
+    extra: tuple[np.ndarray, ...] = ()
 
 
 _PRECISIONS = {"f32": ov.Type.f32, "bf16": ov.Type.bf16, "f16": ov.Type.f16}
@@ -121,16 +123,26 @@ class Classifier:
 
     def infer(self, clip: np.ndarray) -> np.ndarray:
         """Logits float32 (num_classes,) for one clip (T,C,H,W) or (1,T,C,H,W) (layout as compiled); a copy."""
+        return self.infer_outputs(clip)[0]
+
+    def infer_outputs(self, clip: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Every output (flat float32 copies) for one clip, in ``info.outputs`` order."""
         batch = self.as_input(clip)
         with self._lock:
             if self._request is None:
                 self._request = self.compiled.create_infer_request()
             self._request.infer({0: batch}, share_inputs=True)
-            return self._request.get_output_tensor(0).data.reshape(-1).copy()
+            return output_copies(self._request)
 
     def async_queue(self, num_requests: int | None = None) -> AsyncClassifier:
         """An ``AsyncClassifier`` with ``num_requests`` requests (default: the device's optimal number)."""
         return AsyncClassifier(self, num_requests or self.optimal_num_requests)
+
+
+def output_copies(request: ov.InferRequest) -> tuple[np.ndarray, ...]:
+    """Flat float32 copies of every output of a finished request (requests are reused: copy)."""
+    count = len(request.model_outputs)
+    return tuple(np.array(request.get_output_tensor(i).data, dtype=np.float32).reshape(-1) for i in range(count))
 
 
 def copying_callback(deliver: Callable[[InferResult], None]):
@@ -144,8 +156,8 @@ def copying_callback(deliver: Callable[[InferResult], None]):
     def on_done(request: ov.InferRequest, userdata) -> None:
         tag, started_ns, _clip = userdata
         try:
-            logits = request.get_output_tensor(0).data.reshape(-1).copy()  # requests are reused: copy
-            result = InferResult(tag, logits, float(request.latency))  # the request's own time, no queueing
+            outputs = output_copies(request)
+            result = InferResult(tag, outputs[0], float(request.latency), extra=outputs[1:])  # the request's own time
         except Exception as error:  # never let an exception escape into OpenVINO's thread
             result = InferResult(tag, np.empty(0, np.float32), (time.perf_counter_ns() - started_ns) / 1e6,
                                  error=f"{type(error).__name__}: {error}")

@@ -69,15 +69,17 @@ def performance_hint(config) -> str:
     return "latency" if len(cameras) == 1 and cameras[0].live else "throughput"
 
 
-def compile_model(config, on_inferred=None) -> Model:
-    """Load and compile the model once for all cameras; its scheduler; the check engine."""
+def compile_model(config, on_inferred=None, features: bool = False) -> Model:
+    """Load and compile the model once for all cameras; its scheduler; the check engine. ``features``: the
+    model also outputs its pooled feature (``edge.models.head``), which each prediction event carries."""
     from edge.models import default_model_path, load_model
     from edge.runtime import compile_model as compile_loaded
 
-    model, info = load_model(config.model.path or default_model_path(), labels_path=config.model.labels)
+    model, info = load_model(config.model.path or default_model_path(), labels_path=config.model.labels,
+                             features=features)
     for camera in config.cameras.values():
         check_model_matches(camera, info)
-    check_activity_labels(config, info.labels)
+    check_activity_labels(config, info.activity_labels)
     inference = config.inference
     hint = performance_hint(config)
     classifier = compile_loaded(model, info, device=inference.device, precision=inference.precision,
@@ -133,8 +135,9 @@ def build_lane(camera, *, source, health: Health, model: Model, emit, run_id: st
     post = camera.postprocess
     reporter = Reporter(camera.name, source_name=source_name,
                         postprocessor=Postprocessor(list(info.labels), top_k=post.top_k,
-                                                    smoothing=str(post.smoothing), threshold=post.threshold),
-                        metrics=metrics, monitor=_monitor(camera, info.labels, model.checks), emit=emit,
+                                                    smoothing=str(post.smoothing), threshold=post.threshold,
+                                                    custom_labels=info.custom_labels, outputs=info.outputs),
+                        metrics=metrics, monitor=_monitor(camera, info.activity_labels, model.checks), emit=emit,
                         model_name=model_name, untrained=info.untrained,
                         include_scores=output.include_scores, live=camera.live,
                         keep_predictions=keep_predictions)

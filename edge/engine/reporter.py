@@ -72,7 +72,7 @@ class Reporter:
             event = PredictionEvent.gated_clip(clip, latency, camera=self.camera, source=self.source_name,
                                                model=self.model_name, untrained=self.untrained)
         else:
-            prediction = self.postprocessor(clip, outcome.logits)
+            prediction = self.postprocessor(clip, outcome.logits, extra=outcome.extra)
             done_ns = time.perf_counter_ns()
             post_ms = (done_ns - t0) / 1e6
             latency = StageLatency(entry.preprocess_ms, outcome.infer_ms, post_ms, (done_ns - entry.ready_ns) / 1e6)
@@ -84,7 +84,7 @@ class Reporter:
             self.latest, self.latest_gated = prediction, False
             if self.predictions is not None:
                 self.predictions.append(prediction)
-            probabilities = prediction.probabilities
+            probabilities = prediction.activity_probabilities
             event = PredictionEvent.of(prediction, camera=self.camera, source=self.source_name,
                                        model=self.model_name, untrained=self.untrained,
                                        include_scores=self.include_scores)

@@ -59,7 +59,8 @@ class Ticket:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of a ticket. ``logits`` is a private copy (``done`` only)."""
+    """What became of a ticket. ``logits`` (and ``extra``, the model's other outputs) are private copies
+    (``done`` only)."""
 
     ticket: Ticket
     status: str
@@ -67,6 +68,7 @@ class Outcome:
     infer_ms: float = 0.0
     queue_wait_ms: float = 0.0
     error: str | None = None
+    extra: tuple[np.ndarray, ...] = ()
 
 
 class ClipQueue:
@@ -157,7 +159,7 @@ def _make_callback(router: _Router):
         if result.error:
             outcome = Outcome(ticket, FAILED, None, result.infer_ms, wait_ms, result.error)
         else:
-            outcome = Outcome(ticket, DONE, result.logits, result.infer_ms, wait_ms)
+            outcome = Outcome(ticket, DONE, result.logits, result.infer_ms, wait_ms, extra=result.extra)
         try:
             if router.on_inferred is not None:
                 router.on_inferred(ticket.lane, result.infer_ms / 1e3, wait_ms / 1e3)

@@ -74,13 +74,14 @@ class Service:
     ended; ``"serve"`` runs until ``stop`` is set (SIGINT/SIGTERM)."""
 
     def __init__(self, config, *, mode: str = "run", stop: StopFlag | None = None,
-                 keep_predictions: bool = False) -> None:
+                 keep_predictions: bool = False, features: bool = False) -> None:
         if mode not in ("run", "serve"):
             raise ValueError(f"mode must be 'run' or 'serve', got {mode!r}")
         self.config = config
         self.mode = mode
         self.stop = stop or StopFlag()
         self.keep_predictions = keep_predictions
+        self.features = features  # the model also gives the pooled feature (``edge-har learn``): on each event
         self.run_id = uuid.uuid4().hex[:12]
         self.lanes: dict[str, Lane] = {}
         self.hubs: dict[str, FrameHub] = {}
@@ -202,7 +203,7 @@ class Service:
             self.recorders = build_recorders(self.config, self.mode, sources)
             for recorder in self.recorders.values():
                 recorder.start()
-            self.model = build.compile_model(self.config, on_inferred=self._on_inferred)
+            self.model = build.compile_model(self.config, on_inferred=self._on_inferred, features=self.features)
             self._start_side_systems()
             for name, camera in self.config.cameras.items():
                 self.lanes[name] = build.build_lane(

@@ -19,6 +19,7 @@ import numpy as np
 from edge.eval import metrics, predict
 from edge.eval.metrics import ClipExample, PredictedCheck
 from edge.eval.truth import Annotations, EvalError, LabelledClips, read_truth
+from edge.records import CUSTOM_PREFIX
 
 
 @dataclass
@@ -54,7 +55,8 @@ def evaluate(data, config, *, events: Sequence[str] | None = None, sweep: bool =
     template = next(iter(config.cameras.values()))
     activities = dict(template.activities)
     rules = [rule.name for rule in config.rules]
-    truth = read_truth(data, labels=labels, activities=activities, rules=rules)
+    custom = [label[len(CUSTOM_PREFIX):] for label in labels if label.startswith(CUSTOM_PREFIX)]
+    truth = read_truth(data, labels=[*labels, *custom], activities=activities, rules=rules)
     videos = list(truth.videos)
     clips = isinstance(truth, LabelledClips)
     if events:
@@ -67,6 +69,8 @@ def evaluate(data, config, *, events: Sequence[str] | None = None, sweep: bool =
                         min_score={name: float(spec.min_score) for name, spec in activities.items()})
     if clips:
         result.examples = clip_examples(truth, records, labels, activities)
+        if _class_space(truth, labels, activities)[0]:
+            result.numbers["model"]["head"] = "custom"
         result.numbers["clips"] = metrics.clip_metrics(result.examples, truth.classes)
         return result
     _judge(result, config, labels, activities, rules, tolerance_s)
@@ -153,24 +157,43 @@ def _checks_at_best(result: Evaluation, config, rules, tolerance_s: float) -> di
     return metrics.check_metrics(result.truth.checks, checks, rules, tolerance_s)
 
 
+def _class_space(truth: LabelledClips, labels: Sequence[str], activities: Mapping[str, object]):
+    """(whether the classes are a learned head's, [(class name, columns of the scores row), ...])."""
+    index = {label: number for number, label in enumerate(labels)}
+    custom = [label for label in labels if label.startswith(CUSTOM_PREFIX)]
+
+    def is_custom(name: str) -> bool:
+        if name in activities:
+            return all(label.startswith(CUSTOM_PREFIX) for label in activities[name].labels)
+        return CUSTOM_PREFIX + name in index or name in custom
+
+    use_custom = bool(custom) and all(is_custom(name) for name in truth.classes)
+    head = custom if use_custom else [label for label in labels if not label.startswith(CUSTOM_PREFIX)]
+    grouped = [name for name in truth.classes if name in activities]
+    covered = {label for name in grouped for label in activities[name].labels}
+    space = [(name, [index[label] for label in activities[name].labels]) for name in grouped]
+    space += [(label[len(CUSTOM_PREFIX):] if use_custom else label, [index[label]])
+              for label in head if label not in covered]
+    return use_custom, space
+
+
 def clip_examples(truth: LabelledClips, records: Mapping[Path, list], labels: Sequence[str],
                   activities: Mapping[str, object]) -> list[ClipExample]:
     """Each file's classes ranked by its mean probability (a class that is an activity scores its labels' sum).
 
-    The classes ranked: the activities named by class folders, and every model label not in one of them.
-    A file whose clips were all gated (a still scene) is predicted ``none``.
+    The classes ranked: the activities named by class folders, and every model label not in one of them;
+    when every class folder is a class of the model's learned head (``edge-har learn``; NAME or
+    ``custom:NAME``), the head's classes instead, ranked by the lines' ``custom_scores``. A file whose
+    clips were all gated (a still scene) is predicted ``none``.
     """
-    grouped = [name for name in truth.classes if name in activities]
-    index = {label: number for number, label in enumerate(labels)}
-    covered = {label for name in grouped for label in activities[name].labels}
-    space = [(name, [index[label] for label in activities[name].labels]) for name in grouped]
-    space += [(label, [index[label]]) for label in labels if label not in covered]
+    use_custom, space = _class_space(truth, labels, activities)
     out = []
     for name, videos in truth.classes.items():
         for video in videos:
-            rows = [record["scores"] for _, record in records[video]
+            rows = [record["scores"] + (record.get("custom_scores") or []) for _, record in records[video]
                     if record.get("event", "prediction") == "prediction" and not record.get("gated")
-                    and isinstance(record.get("scores"), list)]
+                    and isinstance(record.get("scores"), list)
+                    and (not use_custom or isinstance(record.get("custom_scores"), list))]
             if not rows:
                 out.append(ClipExample(str(video), name, ("none",), 0.0))
                 continue
@@ -194,9 +217,15 @@ UNTRAINED_NOTE = ("untrained demo model: these numbers are chance, not a measure
                   "(fetch the real model: edge-har model fetch)")
 
 
+CUSTOM_UNTRAINED_NOTE = ("the learned head stands on the untrained demo model's features: the real model's "
+                         "features do far better (edge-har model fetch)")
+
+
 def summary_table(numbers: Mapping) -> str:
     """The short table the terminal shows."""
-    lines = [UNTRAINED_NOTE] if numbers.get("model", {}).get("untrained") else []
+    model = numbers.get("model", {})
+    lines = [(CUSTOM_UNTRAINED_NOTE if model.get("head") == "custom" else UNTRAINED_NOTE)] \
+        if model.get("untrained") else []
     clips = numbers.get("clips")
     if clips:
         lines.append(f"clips: {clips['n']}  top-1 {_pct(clips['top1'])}  top-5 {_pct(clips['top5'])}")

@@ -81,6 +81,8 @@ class _Collector:
         if event.kind not in ("prediction", "gap"):
             return
         record = event.to_json_dict()
+        if getattr(event, "features", None) is not None:
+            record["features"] = event.features  # not JSON: learn's, from a model loaded with features
         lines = self.records.setdefault(event.camera, [])
         lines.append((f"{event.camera}: clip {record.get('clip_index', '-')}", record))
         if event.kind == "prediction" and self._on_prediction is not None:
@@ -90,11 +92,31 @@ class _Collector:
         pass
 
 
-def run_model(config, videos: Sequence[Path], *, batch: bool = False, progress: Progress | None = None,
-              lanes_per_run: int = LANES_PER_RUN) -> dict[Path, Records]:
-    """Each video's prediction and gap lines from the engine (see the module docstring).
+class _SaidOnce(logging.Filter):
+    """Lets each distinct WARNING-or-above message through once."""
 
-    Raises ``EvalError`` naming a video that cannot be opened; ``ConfigError``/``ModelError`` as ``run``.
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        message = record.getMessage()
+        if message in self.said:
+            return False
+        self.said.add(message)
+        return True
+
+
+def run_model(config, videos: Sequence[Path], *, batch: bool = False, progress: Progress | None = None,
+              lanes_per_run: int = LANES_PER_RUN, features: bool = False,
+              on_unreadable: Callable[[Path, str], None] | None = None) -> dict[Path, Records]:
+    """Each video's prediction and gap lines from the engine (see the module docstring). ``features``:
+    each prediction record also holds ``"features"``, the clip's pooled feature (float32 (512,); learn's).
+
+    Raises ``EvalError`` naming a video that cannot be opened, unless ``on_unreadable(video, reason)`` is
+    given (the video is then left out); ``ConfigError``/``ModelError`` as ``run``.
     """
     from edge.engine.service import Service
     from edge.engine.signals import StopFlag
@@ -109,12 +131,15 @@ def run_model(config, videos: Sequence[Path], *, batch: bool = False, progress: 
     for logger in quiet:
         if not logger.isEnabledFor(logging.DEBUG):
             logger.setLevel(logging.WARNING)
+    once = _SaidOnce()  # the untrained-model warning once, not once per service run
+    service_log = logging.getLogger("edge.engine.service")
+    service_log.addFilter(once)
     try:
         items = list(names.items())
         for first in range(0, len(items), lanes_per_run):
             group = dict(items[first:first + lanes_per_run])
             collector = _Collector(progress.on_prediction if progress else None)
-            service = Service(eval_config(config, group, batch=batch), mode="run", stop=stop)
+            service = Service(eval_config(config, group, batch=batch), mode="run", stop=stop, features=features)
             service.subscribe(collector)
             result = service.run()
             if stop.signum:
@@ -122,11 +147,16 @@ def run_model(config, videos: Sequence[Path], *, batch: bool = False, progress: 
             for name, path in group.items():
                 summary = result.summaries.get(name, {})
                 if summary.get("state") == "offline":
-                    raise EvalError(f"{path}: cannot be read: {summary.get('state_reason') or 'offline'}")
+                    reason = summary.get("state_reason") or "offline"
+                    if on_unreadable is None:
+                        raise EvalError(f"{path}: cannot be read: {reason}")
+                    on_unreadable(path, reason)
+                    continue
                 out[path] = collector.records.get(name, [])
                 if progress:
                     progress.video_done(name)
     finally:
+        service_log.removeFilter(once)
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
         stop.restore()

@@ -100,14 +100,15 @@ def read_truth(data, *, labels: Collection[str], activities: Collection[str], ru
     return read_labelled_clips(root, labels=labels, activities=activities)
 
 
-def read_labelled_clips(root: Path, *, labels: Collection[str], activities: Collection[str]) -> LabelledClips:
-    known = set(labels) | set(activities)
+def read_labelled_clips(root: Path, *, labels: Collection[str] | None, activities: Collection[str]) -> LabelledClips:
+    """Layout 1. ``labels`` None: any folder name is a class (``edge-har learn``'s new classes)."""
+    known = None if labels is None else set(labels) | set(activities)
     classes = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         videos = tuple(sorted(p for p in folder.iterdir() if is_video(p)))
         if not videos:
             continue
-        if folder.name not in known:
+        if known is not None and folder.name not in known:
             raise EvalError(f"{folder}: class {folder.name!r} is neither a model label nor an activity of the "
                             f"config (activities: {', '.join(sorted(activities)) or 'none'})")
         classes[folder.name] = videos
@@ -161,8 +162,10 @@ def _video(base: Path, value: str, where: str, seen: dict[Path, None]) -> Path:
     return video
 
 
-def read_annotations(path: Path, *, activities: Collection[str], rules: Collection[str]) -> Annotations:
-    """``annotations.csv`` and, when beside it, ``checks.csv`` (see the module docstring)."""
+def read_annotations(path: Path, *, activities: Collection[str] | None, rules: Collection[str] | None
+                     ) -> Annotations:
+    """``annotations.csv`` and, when beside it, ``checks.csv`` (see the module docstring). ``activities``
+    None: any activity name (``edge-har learn``'s new classes)."""
     base = path.parent
     videos: dict[Path, None] = {}
     segments = []
@@ -171,7 +174,7 @@ def read_annotations(path: Path, *, activities: Collection[str], rules: Collecti
         start, end = _seconds(row["start_s"], "start_s", where), _seconds(row["end_s"], "end_s", where)
         if end <= start:
             raise EvalError(f"{where}: end_s ({row['end_s']}) must be after start_s ({row['start_s']})")
-        if row["activity"] not in activities:
+        if activities is not None and row["activity"] not in activities:
             raise EvalError(f"{where}: unknown activity {row['activity']!r} (the config's activities: "
                             f"{', '.join(sorted(activities)) or 'none'})")
         segments.append(TrueSegment(video, row["activity"], start, end, where))
@@ -180,7 +183,7 @@ def read_annotations(path: Path, *, activities: Collection[str], rules: Collecti
         checks = []
         for where, row in _rows(base / CHECKS, CHECK_COLUMNS):
             video = _video(base, row["video"], where, videos)
-            if row["rule"] not in rules:
+            if rules is not None and row["rule"] not in rules:
                 raise EvalError(f"{where}: unknown rule {row['rule']!r} (the config's rules: "
                                 f"{', '.join(sorted(rules)) or 'none'})")
             passed = PASSED_WORDS.get(row["passed"].lower())

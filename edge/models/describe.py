@@ -53,4 +53,15 @@ def describe_model(path) -> dict:
         "mean": list(info.mean),
         "source": info.source,
         "precision": meta.precision,
+        "heads": _heads(info),
     }
+
+
+def _heads(info) -> list[dict]:
+    """Each classifier head: the model's own (output 0) and a learned one (``custom_logits``, edge-har learn)."""
+    heads = [{"name": "kinetics" if len(info.labels) == 400 else "model", "output": 0,
+              "classes": info.num_classes, "labels": list(info.labels[:5])}]
+    if info.custom_labels:
+        heads.append({"name": "custom", "output": info.outputs.index("custom_logits"),
+                      "classes": len(info.custom_labels), "labels": list(info.custom_labels)})
+    return heads

@@ -18,11 +18,18 @@ import openvino as ov
 from edge.hotpath_numpy import KINETICS_MEAN
 from edge.models.convert import convert_model
 from edge.models.errors import ModelError, openvino_reason
+from edge.models.head import CUSTOM_LOGITS, FEATURES, with_features
 from edge.models.metadata import read_metadata
 from edge.models.paths import converted_dir, file_sha1, named_model_path
 from edge.models.registry import bundled_labels, read_labels
+from edge.records import CUSTOM_PREFIX
 
 __all__ = ["ModelError", "ModelInfo", "core", "load_model", "openvino_reason", "resolve_model_path"]
+
+CLASS_SCORES = "logits"
+CUSTOM_LABELS_FILE = "labels_custom.txt"
+# Output 0 is the class scores whatever its name; any other output is known by its tensor name.
+OUTPUT_ROLES = (CUSTOM_LOGITS, FEATURES)
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -37,6 +44,14 @@ class ModelInfo:
     num_classes: int
     untrained: bool
     input_name: str
+    custom_labels: tuple[str, ...] = ()  # a grafted head's classes (``edge-har learn``); () = none
+    outputs: tuple[str, ...] = (CLASS_SCORES,)  # each output's role, in output order (``OUTPUT_ROLES``)
+
+    @property
+    def activity_labels(self) -> tuple[str, ...]:
+        """What an activity may name: the labels, then ``custom:NAME`` for each custom class (the order of
+        ``edge.postprocess.activity_probabilities``)."""
+        return self.labels + tuple(CUSTOM_PREFIX + name for name in self.custom_labels)
 
 
 _core_lock = threading.Lock()
@@ -104,7 +119,18 @@ def _shape_text(partial_shape) -> str:
     return "×".join(str(d) for d in partial_shape) if partial_shape.rank.is_static else str(partial_shape)
 
 
-def load_model(path, labels_path=None, cache_dir=None) -> tuple[ov.Model, ModelInfo]:
+def _roles(model: ov.Model, where) -> tuple[str, ...]:
+    roles = [CLASS_SCORES]
+    for output in model.outputs[1:]:
+        role = next((name for name in OUTPUT_ROLES if name in output.get_names()), None)
+        if role is None or role in roles:
+            raise ModelError(f"{where}: expected one class-score output (and optionally {' and '.join(OUTPUT_ROLES)}), "
+                             f"got {len(model.outputs)} outputs")
+        roles.append(role)
+    return tuple(roles)
+
+
+def load_model(path, labels_path=None, cache_dir=None, features: bool = False) -> tuple[ov.Model, ModelInfo]:
     """Read a clip classifier and describe it.
 
     ``path``: ``.onnx`` (converted once, cached by content hash under
@@ -113,15 +139,21 @@ def load_model(path, labels_path=None, cache_dir=None) -> tuple[ov.Model, ModelI
     attaches the clip ring's layout. Labels: ``labels_path`` if given, else the
     model's metadata, else the bundled Kinetics-400 list.
 
+    Outputs: output 0 is the class scores; a model from ``edge-har learn`` also has
+    ``custom_logits`` (its classes from the metadata, else ``labels_custom.txt`` beside
+    it). ``features``: add the pooled feature as an output ``features`` (``edge.models.head``).
+
     Raises ``ModelError``: missing/corrupt file, input not a 5-D clip, more than one
-    input or output, labels count different from the number of classes.
+    input, an output of no known role, labels count different from the number of classes.
     """
     source_path = resolve_model_path(path)
     model_file = _converted_ir(source_path, cache_dir) if source_path.suffix.lower() == ".onnx" else source_path
     model = _read(model_file)
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ModelError(f"{source_path}: expected one input and one output, got {len(model.inputs)} "
-                         f"and {len(model.outputs)}")
+    if len(model.inputs) != 1:
+        raise ModelError(f"{source_path}: expected one input, got {len(model.inputs)}")
+    if features:
+        model = with_features(model, str(source_path))
+    roles = _roles(model, source_path)
     in_shape = model.input(0).get_partial_shape()
     if in_shape.rank.is_dynamic or in_shape.rank.get_length() != 5 or in_shape[1].is_dynamic \
             or in_shape[1].get_length() != 3:
@@ -150,6 +182,10 @@ def load_model(path, labels_path=None, cache_dir=None) -> tuple[ov.Model, ModelI
         where = labels_path or ("the model metadata" if meta.labels is not None else "the bundled Kinetics-400 list")
         raise ModelError(f"{source_path}: the model has {num_classes} classes but {where} has {len(labels)} labels")
 
+    custom = ()
+    if CUSTOM_LOGITS in roles:
+        custom = _custom_labels(meta, source_path, model.output(roles.index(CUSTOM_LOGITS)))
+
     dims = [d.get_length() for d in in_shape]
     info = ModelInfo(
         path=str(source_path),
@@ -161,7 +197,25 @@ def load_model(path, labels_path=None, cache_dir=None) -> tuple[ov.Model, ModelI
         num_classes=num_classes,
         untrained=bool(meta.untrained),
         input_name=model.input(0).get_any_name() if model.input(0).get_names() else "input",
+        custom_labels=custom,
+        outputs=roles,
     )
     if dims[3] != dims[4]:
         raise ModelError(f"{source_path}: expected a square clip (H = W), got {_shape_text(in_shape)}")
     return model, info
+
+
+def _custom_labels(meta, source_path: Path, output) -> tuple[str, ...]:
+    """A grafted head's classes: the metadata's, else ``labels_custom.txt`` beside the model."""
+    beside = source_path.parent / CUSTOM_LABELS_FILE
+    if meta.custom_labels is not None:
+        labels = tuple(meta.custom_labels)
+    elif beside.is_file():
+        labels = tuple(read_labels(beside))
+    else:
+        raise ModelError(f"{source_path}: has a custom_logits output but no custom class names "
+                         f"(metadata custom_labels or {CUSTOM_LABELS_FILE} beside it)")
+    count = int(output.get_partial_shape()[-1].get_length())
+    if len(labels) != count:
+        raise ModelError(f"{source_path}: the custom head has {count} classes but its names list {len(labels)}")
+    return labels

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import openvino as ov
 
 RT_KEY = "edge_har"
-_FIELDS = ("labels", "mean", "clip_len", "size", "untrained", "source", "precision")
+_FIELDS = ("labels", "mean", "clip_len", "size", "untrained", "source", "precision", "custom_labels")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class ModelMetadata:
     untrained: bool | None = None
     source: str | None = None
     precision: str | None = None
+    custom_labels: tuple[str, ...] | None = None  # the classes of a grafted head (``edge-har learn``)
 
 
 def metadata_strings(meta: ModelMetadata) -> dict[str, str]:
@@ -37,7 +38,7 @@ def metadata_strings(meta: ModelMetadata) -> dict[str, str]:
         value = getattr(meta, name)
         if value is None:
             continue
-        if name in ("labels", "mean"):
+        if name in ("labels", "mean", "custom_labels"):
             out[name] = json.dumps(list(value))
         elif name == "untrained":
             out[name] = "true" if value else "false"
@@ -58,6 +59,7 @@ def _parse(strings: dict[str, str]) -> ModelMetadata:
         untrained=get("untrained", lambda s: s.strip().lower() == "true"),
         source=get("source", str),
         precision=get("precision", str),
+        custom_labels=get("custom_labels", lambda s: tuple(json.loads(s))),
     )
 
 

@@ -45,6 +45,7 @@ class QuantizeReport:
     top1_agreement: float           # fraction of clips where INT8 and f32 pick the same class
     logits_correlation: float       # mean Pearson correlation of INT8 vs f32 logits per clip
     videos: tuple[str, ...] = field(default=())
+    custom_top1_agreement: float | None = None  # the same for a learned head (edge-har learn); None = none
 
     def __fspath__(self) -> str:
         return str(self.path)
@@ -111,14 +112,18 @@ def _take(ring, last_seq) -> np.ndarray:
         ring.release(lease)
 
 
-def _p50_ms(classifier, clips) -> tuple[float, list[np.ndarray]]:
+def _p50_ms(classifier, clips) -> tuple[float, list[tuple[np.ndarray, ...]]]:
     classifier.infer(clips[0])  # warm-up outside the timed region
     times, outputs = [], []
     for clip in clips:
         start = time.perf_counter_ns()
-        outputs.append(classifier.infer(clip))
+        outputs.append(classifier.infer_outputs(clip))
         times.append((time.perf_counter_ns() - start) / 1e6)
     return float(np.median(times)), outputs
+
+
+def _agreement(a: list[tuple[np.ndarray, ...]], b: list[tuple[np.ndarray, ...]], output: int) -> float:
+    return float(np.mean([x[output].argmax() == y[output].argmax() for x, y in zip(a, b)]))
 
 
 def quantize_model(model_path, calibration, output_dir, subset: int | None = None,
@@ -158,9 +163,10 @@ def quantize_model(model_path, calibration, output_dir, subset: int | None = Non
     out = save_model_atomic(quantized, Path(output_dir) / f"{stem}-int8.xml")
     f32 = compile_model(model, info, device=device, precision="f32")
     int8 = compile_model(*load_model(out), device=device)
-    f32_ms, f32_logits = _p50_ms(f32, clips)
-    int8_ms, int8_logits = _p50_ms(int8, clips)
-    agree = np.mean([a.argmax() == b.argmax() for a, b in zip(f32_logits, int8_logits)])
-    corr = np.mean([np.corrcoef(a, b)[0, 1] for a, b in zip(f32_logits, int8_logits)])
-    return QuantizeReport(out, len(clips), f32_ms, int8_ms, float(agree), float(corr),
-                          tuple(str(v) for v in videos))
+    f32_ms, f32_outputs = _p50_ms(f32, clips)
+    int8_ms, int8_outputs = _p50_ms(int8, clips)
+    corr = np.mean([np.corrcoef(a[0], b[0])[0, 1] for a, b in zip(f32_outputs, int8_outputs)])
+    custom = _agreement(f32_outputs, int8_outputs, info.outputs.index("custom_logits")) \
+        if "custom_logits" in info.outputs else None
+    return QuantizeReport(out, len(clips), f32_ms, int8_ms, _agreement(f32_outputs, int8_outputs, 0), float(corr),
+                          tuple(str(v) for v in videos), custom)
