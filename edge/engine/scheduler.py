@@ -278,3 +278,8 @@ class Scheduler:
             for ticket in tickets:
                 self._router.lanes[lane](Outcome(ticket, SKIPPED))
         self._requests.wait_all()
+        # The OpenVINO callback holds the router: what the router holds (the lanes, the service's
+        # on_inferred) would otherwise stay alive with the compiled model, a cycle through C++ that the
+        # garbage collector cannot see (eval and learn run one service after another: ~850 MB each).
+        self._router.lanes.clear()
+        self._router.on_inferred = None

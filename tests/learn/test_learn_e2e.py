@@ -92,7 +92,7 @@ def test_an_activity_on_a_custom_class_drives_a_check_live_and_in_replay(site):
         "activities": {"sweeping": {"labels": ["custom:sweep"], "min_score": 0.5, "gap_s": 1.0}},
         "rules": [{"name": "no-sweeping", "kind": "forbidden", "activity": "sweeping"}]}))
     events = folder / "events.jsonl"
-    result = edge_har("run", video, "-c", config, "--set", f"output.events={events}", cwd=folder)
+    result = edge_har("run", "--source", video, "-c", config, "--events", events, cwd=folder)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     predictions = [line for line in lines if line.get("event", "prediction") == "prediction"]
