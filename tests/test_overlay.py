@@ -17,6 +17,15 @@ def test_label_line():
     assert state.tag is None and not state.uncertain and not state.warming
 
 
+def test_a_learned_head_adds_its_best_class_under_the_label():
+    from dataclasses import replace
+
+    prediction = replace(_prediction(), custom_top_k=(("gloves_on", 0.912), ("sanitise", 0.05)))
+    assert overlay_state(prediction, activity=("gloving", 3.0)).lines == \
+        ("washing hands 0.87", "custom:gloves_on 0.91", "gloving 3 s")
+    assert overlay_state(prediction, still=True).lines == ("still",)
+
+
 def test_uncertain_line_from_flag_or_threshold():
     assert overlay_state(_prediction(score=0.31, uncertain=True)).lines[0] == "uncertain (best: washing hands 0.31)"
     state = overlay_state(_prediction(score=0.31), threshold=0.5)

@@ -221,6 +221,14 @@ CUSTOM_UNTRAINED_NOTE = ("the learned head stands on the untrained demo model's 
                          "features do far better (edge-har model fetch)")
 
 
+def per_class_lines(per_class: Mapping[str, Mapping]) -> list[str]:
+    """The per-class rows (n, precision, recall) of eval's and learn's tables."""
+    lines = [f"  {'class':24s} {'n':>5s} {'precision':>10s} {'recall':>8s}"]
+    for name, row in per_class.items():
+        lines.append(f"  {name[:24]:24s} {row['n']:5d} {_pct(row['precision']):>10s} {_pct(row['recall']):>8s}")
+    return lines
+
+
 def summary_table(numbers: Mapping) -> str:
     """The short table the terminal shows."""
     model = numbers.get("model", {})
@@ -229,9 +237,7 @@ def summary_table(numbers: Mapping) -> str:
     clips = numbers.get("clips")
     if clips:
         lines.append(f"clips: {clips['n']}  top-1 {_pct(clips['top1'])}  top-5 {_pct(clips['top5'])}")
-        lines.append(f"  {'class':24s} {'n':>5s} {'precision':>10s} {'recall':>8s}")
-        for name, row in clips["per_class"].items():
-            lines.append(f"  {name[:24]:24s} {row['n']:5d} {_pct(row['precision']):>10s} {_pct(row['recall']):>8s}")
+        lines += per_class_lines(clips["per_class"])
     segments = numbers.get("segments")
     if segments:
         lines.append("segments, matched at each temporal IoU:")

@@ -131,7 +131,7 @@ def learn(data, output, config, *, holdout: float | str = 0.2, background: str |
 
 def summary(numbers: dict) -> str:
     """What the terminal shows after learn."""
-    from edge.eval.evaluate import _pct
+    from edge.eval.evaluate import _pct, per_class_lines
 
     lines = []
     if numbers.get("source_model", {}).get("untrained"):
@@ -146,9 +146,7 @@ def summary(numbers: dict) -> str:
     held = numbers.get("holdout")
     if held:
         lines.append(f"hold-out: {held['n']} examples, accuracy {_pct(held['accuracy'])}")
-        lines.append(f"  {'class':24s} {'n':>5s} {'precision':>10s} {'recall':>8s}")
-        for name, row in held["per_class"].items():
-            lines.append(f"  {name[:24]:24s} {row['n']:5d} {_pct(row['precision']):>10s} {_pct(row['recall']):>8s}")
+        lines += per_class_lines(held["per_class"])
         lines.append("  confusion (rows: true, columns: predicted):")
         classes = numbers["classes"]
         lines.append("  " + " " * 24 + "".join(f"{name[:10]:>11s}" for name in classes))
