@@ -123,6 +123,13 @@ def test_gated_cue_says_still_and_untrained_is_tagged(tmp_path):
     assert cues[1]["lines"] == ["still", "(untrained demo model)"]
 
 
+def test_a_learned_heads_best_class_is_the_second_line(tmp_path):
+    from dataclasses import replace
+
+    event = replace(prediction(0, 0), custom_top_k=(("gloves_on", 0.912), ("sanitise", 0.05)))
+    assert write(tmp_path / "a.vtt", [event])[0]["lines"] == ["washing hands 0.87", "custom:gloves_on 0.91"]
+
+
 def test_a_gap_ends_the_cue_at_its_own_last_frame(tmp_path):
     events = [prediction(0, 0), from_json_dict({"event": "gap", "camera": "main"}), prediction(1, 400)]
     cues = write(tmp_path / "a.vtt", events)

@@ -35,11 +35,12 @@ from datetime import datetime
 
 from edge.activities import observation_time
 from edge.events import ClipEvent, Event, time_value
-from edge.health import CameraState
 from edge.evidence.cut import CutError, cut_clip
 from edge.evidence.snapshot import Shown, SnapshotError, write_snapshot
 from edge.evidence.store import ClipStore
 from edge.evidence.vtt import prediction_span, write_vtt
+from edge.health import CameraState
+from edge.records import CUSTOM_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -302,13 +303,15 @@ class EvidenceSink:
             observed = observation_time(event, time_base)
             if not segment.start - 1e-6 <= observed <= end + 1e-6:
                 continue
-            score = sum(value for label, value in event.top_k if label in labels)
+            score = sum(value for label, value in event.top_k if label in labels) + \
+                sum(value for label, value in event.custom_top_k if CUSTOM_PREFIX + label in labels)
             if score > best_score:
                 best, best_score = event, score
         if best is not None:
             first, last = prediction_span(best, time_base)
             time_s = (first + last) / 2.0
-            shown = Shown(best.label, float(best.score)) if best.label is not None else None
+            shown = Shown(best.label, float(best.score), custom_top_k=tuple(best.custom_top_k)) \
+                if best.label is not None else None
             untrained = bool(best.untrained)
         else:
             time_s = (segment.start + min(end, cut.end_s)) / 2.0

@@ -31,6 +31,7 @@ class Shown:
     label: str
     score: float
     uncertain: bool = False
+    custom_top_k: tuple[tuple[str, float], ...] = ()  # a learned head's classes (edge-har learn)
 
 
 def frame_at(clip_path, time_s: float) -> np.ndarray:

@@ -3,6 +3,7 @@
 One cue per prediction, top left (``line:0 position:0% align:start``)::
 
     washing hands 0.87          ← label and score; "still" for a gated clip
+    custom:gloves_on 0.91       ← a learned head's best class (edge-har learn), when the model has one
     handwash 12 s               ← the open activities, once activity events have been seen
     (untrained demo model)      ← when the model is the untrained demo
 
@@ -129,6 +130,9 @@ class SubtitleSink:
             label_line = STILL
         else:
             label_line = f"{event.label} {float(event.score):.2f}"
+            if event.custom_top_k:  # a learned head's best class, as the overlay draws it
+                name, score = event.custom_top_k[0]
+                label_line += f"\ncustom:{name} {float(score):.2f}"
         end = float(event.end_time_s)
         self._pending = _Cue(clip_index=int(event.clip_index), start_s=max(start, self._last_end_s),
                              last_frame_end_s=end + _frame_s(event), end_time_s=end, label_line=label_line,

@@ -191,6 +191,7 @@ class FakeClassifier:
 class FakeRequest:
     def __init__(self, logits: np.ndarray, latency_ms: float):
         self._logits, self.latency = logits, latency_ms
+        self.model_outputs = ("logits",)  # one output, as ov.InferRequest.model_outputs lists them
 
     def get_output_tensor(self, _index):
         return type("Tensor", (), {"data": self._logits})()
