@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from edge.records import Clip, Prediction, StageLatency
+from edge.records import CUSTOM_LOGITS, FEATURES, Clip, Prediction, StageLatency
 
 SMOOTHING_KINDS = ("none", "mean", "ema")
 
@@ -183,10 +183,10 @@ class Postprocessor:
         label, score = top_k[0]
         outputs = dict(zip(self._extra_roles, extra))
         custom_top_k, custom = (), None
-        if self._custom_smoother is not None and "custom_logits" in outputs:
-            custom = self._custom_smoother(softmax(outputs["custom_logits"]))
+        if self._custom_smoother is not None and CUSTOM_LOGITS in outputs:
+            custom = self._custom_smoother(softmax(outputs[CUSTOM_LOGITS]))
             custom_top_k = self._top(self.custom_labels, custom)
         return Prediction(clip=clip, label=label, score=score, top_k=top_k,
                           probabilities=probabilities, uncertain=score < self.threshold,
                           latency=latency, wall_time=self._clock(), custom_top_k=custom_top_k,
-                          custom_probabilities=custom, features=outputs.get("features"))
+                          custom_probabilities=custom, features=outputs.get(FEATURES))

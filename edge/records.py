@@ -12,6 +12,10 @@ import numpy as np
 
 # A grafted head's class NAME is ``custom:NAME`` where activities name labels (``ModelInfo.activity_labels``).
 CUSTOM_PREFIX = "custom:"
+# The names of a clip model's outputs besides its class scores (``edge.models.head`` makes them,
+# ``edge.models.loading`` gives each output its role by them, ``Postprocessor`` reads them).
+CUSTOM_LOGITS = "custom_logits"
+FEATURES = "features"
 
 
 @dataclass(frozen=True)

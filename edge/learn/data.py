@@ -14,7 +14,8 @@ so the hold-out numbers are eval's on the same files.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,25 +61,25 @@ def classes_of(truth: LabelledClips | Annotations, background: str | None) -> li
     return sorted(names)
 
 
-def check_counts(examples: list[Example], classes: list[str], background: str | None, where: str) -> None:
-    """At least two classes (one may be the background) and ``MIN_EXAMPLES`` examples of each."""
+def check_counts(labels: Iterable[str], classes: list[str], where: str) -> None:
+    """At least two classes (one may be the background) and ``MIN_EXAMPLES`` examples of each (``labels``:
+    each example's class)."""
     if len(classes) < 2:
         raise LearnError(f"{where}: only one class ({classes[0] if classes else 'none'}): a head needs two; add "
                          "clips of another activity, or background clips with --background CLASS")
-    counts = {name: 0 for name in classes}
-    for example in examples:
-        counts[example.label] += 1
-    few = [f"{name} ({count})" for name, count in counts.items() if count < MIN_EXAMPLES]
+    counts = Counter(labels)
+    few = [f"{name} ({counts[name]})" for name in classes if counts[name] < MIN_EXAMPLES]
     if few:
         raise LearnError(f"{where}: fewer than {MIN_EXAMPLES} examples of {', '.join(few)}; each class needs "
                          f"{MIN_EXAMPLES} or more (clips in its folder, or annotated segments)")
 
 
-def examples_of(truth: LabelledClips | Annotations, clips: Mapping[Path, dict], background: str | None,
-                first_row: int = 0) -> tuple[list[Example], int]:
-    """The examples, given each readable video's clips (``edge.learn.features.VideoClips`` as dicts of arrays:
-    ``start_s``, ``end_s``), rows numbered from ``first_row`` in video order; returns (examples, next row)."""
-    offsets, row = {}, first_row
+def examples_of(truth: LabelledClips | Annotations, clips: Mapping[Path, dict], background: str | None
+                ) -> tuple[list[Example], int]:
+    """The examples, given each readable video's clips (``edge.learn.features.Extraction.clips``: ``start_s``,
+    ``end_s`` arrays), rows numbered in the order of ``clips`` (the stacked features' order); returns
+    (examples, the number of rows)."""
+    offsets, row = {}, 0
     for video, got in clips.items():
         offsets[video] = row
         row += len(got["start_s"])

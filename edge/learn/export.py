@@ -32,25 +32,22 @@ def check_output(output: Path, force: bool) -> None:
         raise LearnError(f"{output} is a file, not a folder")
 
 
-def write_model(output: Path, config, head, classes: list[str], numbers: dict) -> dict:
-    """Graft ``head`` onto the configured model and write the folder (replacing it whole); returns what
-    learn.json adds: ``output``, ``source_model``, ``normalisation``, ``head``."""
-    from edge.learn.features import model_files
-    from edge.models import default_model_path, load_model
+def write_model(output: Path, model, info, source_sha1: str, head, classes: list[str], numbers: dict) -> dict:
+    """Graft ``head`` onto ``model`` (as ``load_model`` gave it, ``info``; its weights file's SHA-1) and write the
+    folder (replacing it whole); returns what learn.json adds: ``output``, ``source_model``, ``normalisation``,
+    ``head``."""
     from edge.models.demo import save_model_atomic
     from edge.models.head import graft_head
     from edge.models.loading import CUSTOM_LABELS_FILE
     from edge.models.metadata import read_metadata, write_metadata
-    from edge.models.paths import file_sha1
 
-    model, info = load_model(config.model.path or default_model_path(), labels_path=config.model.labels)
     weight, bias = head.folded()
     grafted = graft_head(model, weight, bias, info.path)
     write_metadata(grafted, replace(read_metadata(model), labels=info.labels, custom_labels=tuple(classes),
                                     mean=info.mean, clip_len=info.clip_len, size=info.size))
     added = {
         "output": str(output),
-        "source_model": {"path": info.path, "sha1": file_sha1(model_files(config)[-1]),
+        "source_model": {"path": info.path, "sha1": source_sha1,
                          "untrained": info.untrained, "source": info.source},
         "normalisation": {"mean": np.asarray(head.mean, float).round(7).tolist(),
                           "std": np.asarray(head.std, float).round(7).tolist()},

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.models.head import FEATURE_DIM
 from edge.models.paths import edge_home, file_sha1
 
 FORMAT = 1  # bump when what is stored changes
-FEATURE_DIM = 512
 # Videos per service run. Learning clips are short, so each run's fixed cost (loading and compiling the
 # model, starting the lanes) weighs more than in eval: 24 at once measured 0.89-0.96x the bare model's
 # clips/s on 2 s H.264 clips, against 0.79-0.83x with eval's 8 (benchmarks/bench_learn.py).
@@ -41,6 +41,7 @@ class Extraction:
     extracted: list[Path] = field(default_factory=list)
     cached: list[Path] = field(default_factory=list)
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    model_sha1: str = ""  # of the model's weights file (the .bin, or the .onnx)
 
 
 def cache_dir() -> Path:
@@ -56,13 +57,14 @@ def model_files(config) -> list[Path]:
     return [path, path.with_suffix(".bin")] if path.suffix.lower() == ".xml" else [path]
 
 
-def fingerprint(config) -> str:
-    """What the features depend on besides the video: the model's bytes and the clip and inference settings."""
+def fingerprint(config, model_sha1s: list[str]) -> str:
+    """What the features depend on besides the video: the model's bytes (``model_sha1s``, of ``model_files``) and
+    the clip and inference settings."""
     camera = next(iter(config.cameras.values()))
     privacy = camera.privacy
     settings = {
         "format": FORMAT,
-        "model": [file_sha1(path) for path in model_files(config)],
+        "model": model_sha1s,
         "labels": str(config.model.labels or ""),
         "sampling": {"clip_len": camera.sampling.clip_len, "frame_step": camera.sampling.frame_step},
         "preprocess": camera.preprocess.model_dump(mode="json"),
@@ -114,8 +116,9 @@ def extract(config, videos, *, progress: bool = False, use_cache: bool = True) -
     without a pooled feature is a ``ModelError`` naming the node looked for)."""
     from edge.eval.predict import Progress, run_model
 
-    out = Extraction()
-    model_key = fingerprint(config)
+    model_sha1s = [file_sha1(path) for path in model_files(config)]
+    out = Extraction(model_sha1=model_sha1s[-1])
+    model_key = fingerprint(config, model_sha1s)
     keys = {Path(video): _key(Path(video), model_key) for video in videos}
     todo = []
     for video, key in keys.items():

@@ -13,7 +13,6 @@ of the grafted model on the held-out files gives the numbers learn printed.
 
 from __future__ import annotations
 
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,17 +25,17 @@ from edge.learn import data as data_mod
 from edge.learn.data import Example, LearnError
 from edge.learn.features import extract
 from edge.learn.train import fit_head
+from edge.models.head import FEATURE_DIM
 
 
 def _pre_check(truth, classes: list[str], background: str | None, where: str) -> None:
     """Fail before extraction on what the layout already tells (background runs are known only after)."""
     if isinstance(truth, LabelledClips):
-        counted = [Example(str(video), name, np.zeros(0, int)) for name, videos in truth.classes.items()
-                   for video in videos]
+        labels = [name for name, videos in truth.classes.items() for _ in videos]
     else:
-        counted = [Example("", segment.activity, np.zeros(0, int)) for segment in truth.segments]
-        counted += [Example("", background, np.zeros(0, int))] * data_mod.MIN_EXAMPLES if background else []
-    data_mod.check_counts(counted, classes, background, where)
+        labels = [segment.activity for segment in truth.segments]
+        labels += [background] * data_mod.MIN_EXAMPLES if background else []
+    data_mod.check_counts(labels, classes, where)
 
 
 def score_examples(head, features: np.ndarray, examples: list[Example], classes: list[str]) -> list[ClipExample]:
@@ -83,8 +82,9 @@ def learn(data, output, config, *, holdout: float | str = 0.2, background: str |
             raise LearnError(f"{holdout}: classes not in {data}: {', '.join(unknown)}")
     elif not 0.0 <= holdout < 1.0:
         raise LearnError(f"--holdout must be a share in [0, 1) or a folder, got {holdout}")
-    model_path = config.model.path or default_model_path()
-    load_model(model_path, labels_path=config.model.labels, features=True)  # no pooled feature: said now
+    # Loaded once, now: a model without a pooled feature is said before the long part; the head is grafted on it.
+    model, info = load_model(config.model.path or default_model_path(), labels_path=config.model.labels,
+                             features=True)
 
     videos = list(dict.fromkeys([*truth.videos, *(held_truth.videos if held_truth else ())]))
     started = time.monotonic()
@@ -94,15 +94,15 @@ def learn(data, output, config, *, holdout: float | str = 0.2, background: str |
         say(f"{len(extraction.unreadable)} of {len(videos)} videos could not be read and are skipped:")
         for video, reason in extraction.unreadable:
             say(f"  {video}: {reason}")
-    examples, _rows = data_mod.examples_of(truth, extraction.clips, background)
+    examples, _ = data_mod.examples_of(truth, extraction.clips, background)
     if held_truth is not None:
         train = examples
         held, _ = data_mod.examples_of(held_truth, extraction.clips, background)
     else:
         train, held = data_mod.split_holdout(examples, float(holdout), seed)
-    data_mod.check_counts(train + held, classes, background, str(data))
+    data_mod.check_counts([example.label for example in train + held], classes, str(data))
     features = np.concatenate([got["features"] for got in extraction.clips.values()]) if extraction.clips \
-        else np.zeros((0, 512), np.float32)
+        else np.zeros((0, FEATURE_DIM), np.float32)
     index = {name: k for k, name in enumerate(classes)}
     train_rows = np.concatenate([example.rows for example in train])
     labels = np.concatenate([np.full(len(example.rows), index[example.label]) for example in train])
@@ -125,7 +125,7 @@ def learn(data, output, config, *, holdout: float | str = 0.2, background: str |
         "data": str(Path(data).resolve()),
         "trained": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
     }
-    numbers.update(write_model(output, config, head, classes, numbers))
+    numbers.update(write_model(output, model, info, extraction.model_sha1, head, classes, numbers))
     return numbers
 
 
@@ -158,6 +158,3 @@ def summary(numbers: dict) -> str:
     lines.append(f"model written to {numbers['output']}")
     return "\n".join(lines)
 
-
-def progress_wanted(quiet: bool) -> bool:
-    return sys.stderr.isatty() and not quiet

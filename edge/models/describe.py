@@ -9,6 +9,7 @@ import openvino as ov
 
 from edge.models.loading import load_model
 from edge.models.metadata import read_metadata
+from edge.records import CUSTOM_LOGITS
 
 # Constant element types that are indices or shapes, not weights.
 _INDEX_TYPES = {ov.Type.i32, ov.Type.i64, ov.Type.boolean}
@@ -62,6 +63,6 @@ def _heads(info) -> list[dict]:
     heads = [{"name": "kinetics" if len(info.labels) == 400 else "model", "output": 0,
               "classes": info.num_classes, "labels": list(info.labels[:5])}]
     if info.custom_labels:
-        heads.append({"name": "custom", "output": info.outputs.index("custom_logits"),
+        heads.append({"name": "custom", "output": info.outputs.index(CUSTOM_LOGITS),
                       "classes": len(info.custom_labels), "labels": list(info.custom_labels)})
     return heads

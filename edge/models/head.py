@@ -25,9 +25,8 @@ import openvino.opset13 as ops
 
 from edge.models.errors import ModelError
 from edge.models.metadata import read_metadata, write_metadata
+from edge.records import CUSTOM_LOGITS, FEATURES
 
-FEATURES = "features"
-CUSTOM_LOGITS = "custom_logits"
 FEATURE_DIM = 512
 LOOKED_FOR = (f"the fc layer's input: a MatMul with a 1×{FEATURE_DIM} data input (the global average pool) "
               "feeding the class output")

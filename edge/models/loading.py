@@ -18,11 +18,11 @@ import openvino as ov
 from edge.hotpath_numpy import KINETICS_MEAN
 from edge.models.convert import convert_model
 from edge.models.errors import ModelError, openvino_reason
-from edge.models.head import CUSTOM_LOGITS, FEATURES, with_features
+from edge.models.head import with_features
 from edge.models.metadata import read_metadata
 from edge.models.paths import converted_dir, file_sha1, named_model_path
 from edge.models.registry import bundled_labels, read_labels
-from edge.records import CUSTOM_PREFIX
+from edge.records import CUSTOM_LOGITS, CUSTOM_PREFIX, FEATURES
 
 __all__ = ["ModelError", "ModelInfo", "core", "load_model", "openvino_reason", "resolve_model_path"]
 

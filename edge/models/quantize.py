@@ -23,6 +23,7 @@ from edge.models.errors import ModelError
 from edge.models.loading import load_model
 from edge.models.metadata import read_metadata, write_metadata
 from edge.preprocess import ClipRing  # the same ring (native or twin) that inference uses
+from edge.records import CUSTOM_LOGITS
 from edge.runtime import compile_model
 from edge.sampling import ClipSampler
 from edge.sources import SourceError, open_source
@@ -166,7 +167,7 @@ def quantize_model(model_path, calibration, output_dir, subset: int | None = Non
     f32_ms, f32_outputs = _p50_ms(f32, clips)
     int8_ms, int8_outputs = _p50_ms(int8, clips)
     corr = np.mean([np.corrcoef(a[0], b[0])[0, 1] for a, b in zip(f32_outputs, int8_outputs)])
-    custom = _agreement(f32_outputs, int8_outputs, info.outputs.index("custom_logits")) \
-        if "custom_logits" in info.outputs else None
+    custom = _agreement(f32_outputs, int8_outputs, info.outputs.index(CUSTOM_LOGITS)) \
+        if CUSTOM_LOGITS in info.outputs else None
     return QuantizeReport(out, len(clips), f32_ms, int8_ms, _agreement(f32_outputs, int8_outputs, 0), float(corr),
                           tuple(str(v) for v in videos), custom)

@@ -22,6 +22,7 @@ from edge.models.head import (
 from edge.models.loading import CUSTOM_LABELS_FILE, ModelError, core, load_model
 from edge.models.metadata import read_metadata, write_metadata
 from edge.postprocess import softmax
+from edge.records import CUSTOM_LOGITS, FEATURES
 
 CLASSES = ("gloves_on", "sanitise", "scan_badge")
 
