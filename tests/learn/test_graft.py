@@ -13,8 +13,6 @@ from support_activities import build_test_model
 
 from edge.models.demo import save_model_atomic
 from edge.models.head import (
-    CUSTOM_LOGITS,
-    FEATURES,
     graft_head,
     pooled_feature,
     with_features,
